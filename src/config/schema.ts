@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { address, NAME_RE, parseDuration } from '../core/names.js';
+
+const durationMs = z.string().transform((s, ctx) => {
+  const ms = parseDuration(s);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" is not a duration (write 500ms, 30s, 2m)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const channelId = z.string().regex(/^[CG][A-Z0-9]{2,}$/, 'must be a Slack channel ID (C… or G…), not a name');
+
+const serviceConfig = z
+  .object({
+    image: z.string().min(1),
+    /** Container port. */
+    port: z.number().int().min(1).max(65535),
+    /** Address registered for published ports. */
+    hostIp: z.string().default('127.0.0.1'),
+    cmd: z.array(z.string()).optional(),
+    env: z.record(z.string(), z.string()).default({}),
+    mode: z.enum(['http', 'tcp']).default('http'),
+    /** Where HAProxy's frontend for this service binds, e.g. 127.0.0.1:8080. */
+    listen: address.optional(),
+    maxReplicas: z.number().int().min(0).max(1000).default(20),
+    restart: z.enum(['no', 'always']).default('no'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    etcd: z
+      .object({
+        endpoints: z.array(z.string().url()).min(1).default(['http://127.0.0.1:2379']),
+        tls: z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).strict().optional(),
+        /** The password comes from ETCD_PASSWORD, never from this file. */
+        auth: z.object({ username: z.string().min(1) }).strict().optional(),
+        dialTimeout: durationMs.default(2000),
+      })
+      .strict(),
+    registry: z
+      .object({
+        prefix: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must start with / and not end with /').default('/services'),
+        switchyardPrefix: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must start with / and not end with /').default('/switchyard'),
+      })
+      .strict()
+      .default({ prefix: '/services', switchyardPrefix: '/switchyard' }),
+    acl: z.object({ path: z.string().default('./acl.yaml') }).strict().default({ path: './acl.yaml' }),
+    slack: z.object({ feedChannel: channelId.optional() }).strict().optional(),
+    haproxy: z
+      .object({
+        config: z.string(),
+        adminSocket: z.string(),
+        masterSocket: z.string(),
+        template: z.string().optional(),
+        binary: z.string().default('haproxy'),
+        agentId: z.string().regex(NAME_RE).optional(),
+      })
+      .strict()
+      .optional(),
+    docker: z.object({ host: z.string().optional() }).strict().optional(),
+    services: z
+      .record(z.string().regex(NAME_RE, 'service names must match ^[a-z0-9][a-z0-9_.-]{0,62}$'), serviceConfig)
+      .default({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema>;
+export type ServiceConfig = z.output<typeof serviceConfig>;

@@ -1,0 +1,88 @@
+/**
+ * The registry port: what core and plugins need from etcd. The etcd adapter implements it
+ * against the SPEC key layout; unit tests may use a small in-memory fake.
+ */
+export type InstanceState = 'ready' | 'drain' | 'maint';
+
+export interface StateRecord {
+  state: InstanceState;
+  weight: number;
+  by: string;
+  at: string;
+}
+
+export interface Instance {
+  service: string;
+  instance: string;
+  /** host:port exactly as stored under /services/<service>/<instance>. */
+  address: string;
+  /** Missing when no state key exists (e.g. registered by a confd-era script): treat as ready. */
+  state?: StateRecord;
+  /** etcd lease ID (decimal string) if the key is bound to a lease. */
+  lease?: string;
+  modRevision: string;
+}
+
+/** A key under a registry prefix whose name or value does not validate. */
+export interface RegistryProblem {
+  key: string;
+  problem: string;
+}
+
+export interface Listing {
+  instances: Instance[];
+  problems: RegistryProblem[];
+  revision: string;
+}
+
+export interface RegisterOptions {
+  ttlMs?: number;
+  weight?: number;
+  by: string;
+}
+
+export interface DesiredRecord {
+  replicas: number;
+  by: string;
+  at: string;
+}
+
+export type RegistryEvent =
+  | { type: 'put'; key: string; value: string; revision: string; lease?: string; prevValue?: string }
+  | { type: 'delete'; key: string; revision: string; prevValue?: string };
+
+export interface WatchHandlers {
+  /** Changes in revision order. */
+  onEvents(events: RegistryEvent[], revision: string): void;
+  /**
+   * A full snapshot: at start, and again when the history needed to resume was compacted
+   * away, so the consumer must rebuild its view rather than apply deltas.
+   */
+  onResync(snapshot: { key: string; value: string }[], revision: string, reason: 'initial' | 'compacted'): void;
+  onError?(err: Error): void;
+}
+
+export interface WatchHandle {
+  close(): Promise<void>;
+}
+
+export interface EtcdHealth {
+  ok: boolean;
+  endpoints: { endpoint: string; ok: boolean; version?: string; error?: string }[];
+}
+
+export interface Registry {
+  register(service: string, instance: string, address: string, opts: RegisterOptions): Promise<{ created: boolean }>;
+  /** Returns false if there was nothing to remove. */
+  deregister(service: string, instance: string): Promise<boolean>;
+  list(service?: string): Promise<Listing>;
+  get(service: string, instance: string): Promise<Instance | undefined>;
+  setState(service: string, instance: string, state: InstanceState, by: string): Promise<void>;
+  getDesired(service: string): Promise<DesiredRecord | undefined>;
+  setDesired(service: string, replicas: number, by: string): Promise<void>;
+  /** Watch every key under the switchyard and services prefixes (or the given one). */
+  watch(prefix: string, handlers: WatchHandlers, fromRevision?: string): Promise<WatchHandle>;
+  health(): Promise<EtcdHealth>;
+  readonly prefixes: { services: string; switchyard: string };
+  close(): Promise<void>;
+}
