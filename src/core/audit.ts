@@ -1,0 +1,28 @@
+import type { Logger } from 'pino';
+import type { Caller } from './caller.js';
+
+export type AuditResult = 'ok' | 'error' | 'denied' | 'invalid';
+
+/** One record per command, whatever happened to it: who, where, what, arguments, result, duration. */
+export interface AuditRecord {
+  requestId: string;
+  user: string;
+  channel: string;
+  source: Caller['source'];
+  /** The command name, or the first word when it was not a known command. */
+  command: string;
+  /** Validated arguments, or the raw words when validation failed. */
+  args: unknown;
+  result: AuditResult;
+  code?: string;
+  durationMs: number;
+}
+
+export interface AuditSink {
+  record(rec: AuditRecord): void;
+}
+
+/** The default sink: a structured log line that log shippers can pick out by `audit: true`. */
+export function logAudit(log: Logger): AuditSink {
+  return { record: (rec) => log.info({ audit: true, ...rec }, `audit ${rec.command} ${rec.result}`) };
+}
