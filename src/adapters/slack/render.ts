@@ -166,3 +166,10 @@ function fallbackText(plain: string): string {
   }
   return kept.join('\n');
 }
+
+/** An interim "still working" message for long commands. */
+export function renderProgress(text: string): SlackMessage {
+  const out = new BlockBudget();
+  out.sections(`:hourglass_flowing_sand: ${escapeMrkdwn(text)}`);
+  return { text: fallbackText(text), blocks: out.finish() };
+}

@@ -59,6 +59,15 @@ export function commandFromMention(text: string, botUserId: string | undefined):
   return normaliseText(rest);
 }
 
+/** DMs: the whole text, minus a leading mention of the bot that some users type out of habit. */
+export function commandFromDm(text: string, botUserId: string | undefined): string {
+  if (botUserId) {
+    const m = new RegExp(`^\\s*<@${escapeRe(botUserId)}(?:\\|[^>]*)?>`).exec(text);
+    if (m) return normaliseText(text.slice(m[0].length));
+  }
+  return normaliseText(text);
+}
+
 /**
  * The command in a DM or mention event, or undefined for anything the bot must not act on:
  * bot messages (including our own replies, which would otherwise loop), edits, joins and
@@ -70,7 +79,7 @@ export function messageCommand(event: SlackMessageEvent, self: BotIdentity): Mes
   if (self.botUserId !== undefined && event.user === self.botUserId) return undefined;
   let text: string;
   if (event.type === 'app_mention') text = commandFromMention(event.text ?? '', self.botUserId);
-  else if (event.type === 'message' && event.channel_type === 'im') text = normaliseText(event.text ?? '');
+  else if (event.type === 'message' && event.channel_type === 'im') text = commandFromDm(event.text ?? '', self.botUserId);
   else return undefined;
   return {
     text,
