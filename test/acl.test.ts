@@ -49,7 +49,7 @@ function compiled(text: string, file = 'acl.yaml'): CompiledAcl {
 const acl = compiled(ACL);
 
 type Service = AclRequest['service'];
-const ANY = ANY_SERVICE;
+const ANY: typeof ANY_SERVICE = ANY_SERVICE;
 const NONE = undefined;
 
 // [what, user, channel, command, service, allowed, deciding rule index or null for default deny]

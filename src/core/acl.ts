@@ -54,9 +54,8 @@ const serviceGlob = checked((s) => {
   }
 });
 
-const groupName = z
-  .string()
-  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'group names are letters, digits, _ . - ("*" is reserved for everyone)');
+// Checked in the file-level refinement: zod reports a bad record key without the key schema's message.
+const GROUP_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 const list = <T extends z.ZodType>(item: T, what: string) => z.array(item).min(1, `${what} must list at least one entry`);
 
@@ -79,13 +78,20 @@ const ruleSchema = z
 
 export const aclFileSchema = z
   .object({
-    groups: z.record(groupName, z.array(userId)).default({}),
+    groups: z.record(z.string(), z.array(userId)).default({}),
     // Required on purpose: an empty or half-written file must fail (and keep the old rules)
     // rather than silently become "deny everything".
-    rules: z.array(ruleSchema),
+    rules: z.array(ruleSchema, {
+      error: (iss) => (iss.input === undefined ? 'is required (an empty list, rules: [], denies everything)' : undefined),
+    }),
   })
   .strict()
   .superRefine((file, ctx) => {
+    for (const g of Object.keys(file.groups)) {
+      if (!GROUP_NAME_RE.test(g)) {
+        ctx.addIssue({ code: 'custom', path: ['groups', g], message: `"${g}" is not a group name (letters, digits, _ . -; "*" means everyone)` });
+      }
+    }
     file.rules.forEach((rule, i) =>
       rule.groups?.forEach((g, j) => {
         if (g !== EVERYONE && !Object.hasOwn(file.groups, g)) {

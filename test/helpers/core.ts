@@ -18,8 +18,8 @@ export const aclFrom = (allow: (r: AclRequest) => boolean): AclEvaluator => ({
 export const shellCaller = (userId = 'U1', channel = 'dm'): Caller => ({ userId, channel, source: 'shell' });
 
 /** A router over the real plugins with recording audit/feed sinks. */
-export function testRouter(opts: { registry?: Registry; acl?: AclEvaluator } = {}) {
-  const registry = opts.registry ?? new MemoryRegistry();
+export function testRouter<R extends Registry = MemoryRegistry>(opts: { registry?: R; acl?: AclEvaluator } = {}) {
+  const registry = (opts.registry ?? new MemoryRegistry()) as R;
   const audits: AuditRecord[] = [];
   const feed: FeedEvent[] = [];
   const metrics = createMetrics();
