@@ -61,6 +61,8 @@ class BlockBudget {
   /** Escaped mrkdwn, split over as many sections as the 3000-char limit needs. */
   sections(escaped: string): void {
     for (const chunk of chunkLines(escaped.split('\n'), LIMITS.sectionText)) {
+      // Slack rejects the whole message over a blank section text.
+      if (!chunk.text.trim()) continue;
       if (!this.push(section(chunk.text))) this.droppedLines += chunk.lines;
     }
   }
@@ -91,6 +93,7 @@ function tableChunks(table: Table): { text: string; rows: number }[] {
   const header = codeLine(rawHeader, 1000);
   const room = LIMITS.sectionText - overhead - header.length - 1;
   const rows = rawRows.map((r) => codeLine(r, room));
+  if (!rows.length) return [{ text: `${FENCE}\n${header}\n${FENCE}`, rows: 0 }];
   return chunkLines(rows, room).map((c) => ({ text: `${FENCE}\n${header}\n${c.text}\n${FENCE}`, rows: c.lines }));
 }
 

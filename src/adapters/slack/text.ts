@@ -101,3 +101,15 @@ function unwrapLinks(text: string): string {
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+/** Read the fields we use from an event payload without trusting its shape. */
+export function pickMessageEvent(raw: unknown): SlackMessageEvent {
+  const e = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  const str = (k: string): string | undefined => (typeof e[k] === 'string' ? (e[k] as string) : undefined);
+  const out: SlackMessageEvent = { type: str('type') ?? '' };
+  for (const k of ['subtype', 'user', 'bot_id', 'text', 'channel', 'channel_type', 'ts', 'thread_ts'] as const) {
+    const v = str(k);
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,296 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createSlackApp, type SlackApp } from '../src/adapters/slack/app.js';
+import { SlackFeedSink } from '../src/adapters/slack/feed-sink.js';
+import type { DispatchRequest, Dispatcher } from '../src/core/dispatch.js';
+import { createLogger } from '../src/core/log.js';
+import type { Reply } from '../src/core/reply.js';
+import { newTs, postEvent, postSlashCommand, startSlackStandIn, type SlackStandIn } from './helpers/slack.js';
+
+const SECRET = 'test-signing-secret';
+const BOT_TOKEN = 'xoxb-test-bot-token';
+
+/** Records every request; answers after `delayMs`, with `reply`, or throws `error`. */
+class FakeDispatcher implements Dispatcher {
+  calls: DispatchRequest[] = [];
+  finished = 0;
+  delayMs = 0;
+  progress: string[] = [];
+  error: Error | undefined;
+  reply: (req: DispatchRequest) => Reply = (req) => ({ ok: true, summary: `did ${req.text}` });
+
+  async dispatch(req: DispatchRequest): Promise<Reply> {
+    this.calls.push(req);
+    for (const line of this.progress) {
+      req.onProgress?.(line);
+      await sleep(5);
+    }
+    await sleep(this.delayMs);
+    this.finished++;
+    if (this.error) throw this.error;
+    return this.reply(req);
+  }
+
+  callsFor(text: string): DispatchRequest[] {
+    return this.calls.filter((c) => c.text === text);
+  }
+}
+
+describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
+  let standIn: SlackStandIn;
+  let slack: SlackApp;
+  let dispatcher: FakeDispatcher;
+  let base: string;
+  let events: string;
+  let healthy = true;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    standIn = await startSlackStandIn();
+    dispatcher = new FakeDispatcher();
+    slack = createSlackApp({
+      dispatcher,
+      log: createLogger({ level: 'trace', destination: { write: (s: string) => void logs.push(s) } }),
+      botToken: BOT_TOKEN,
+      signingSecret: SECRET,
+      apiUrl: standIn.apiUrl,
+      port: 0,
+      host: '127.0.0.1',
+      metricsRegistry: new Registry(),
+      health: async () => ({ ok: healthy, details: { etcd: healthy ? 'up' : 'down' } }),
+    });
+    const { port } = await slack.start();
+    base = `http://127.0.0.1:${port}`;
+    events = `${base}/slack/events`;
+  });
+
+  afterAll(async () => {
+    await slack?.stop();
+    await standIn?.close();
+  });
+
+  beforeEach(() => {
+    dispatcher.calls = [];
+    dispatcher.finished = 0;
+    dispatcher.delayMs = 0;
+    dispatcher.progress = [];
+    dispatcher.error = undefined;
+  });
+
+  it('verifies the bot token with auth.test at start-up, against SLACK_API_URL', () => {
+    expect(standIn.api('auth.test').length).toBeGreaterThanOrEqual(1);
+    expect(standIn.api('auth.test')[0]!.token).toBe(BOT_TOKEN);
+  });
+
+  it('refuses a bad signature with 401 and dispatches nothing', async () => {
+    const res = await postSlashCommand(events, SECRET, { text: 'status forged', user_id: 'U1', channel_id: 'C0OPS', response_url: standIn.responseUrl() }, { secret: 'not-the-secret' });
+    expect(res.status).toBe(401);
+    await sleep(100);
+    expect(dispatcher.calls).toHaveLength(0);
+  });
+
+  it('refuses a request older than 5 minutes (replay) with 401', async () => {
+    const stale = Math.floor(Date.now() / 1000) - 6 * 60;
+    const res = await postEvent(events, SECRET, { type: 'message', channel_type: 'im', channel: 'D0DM', user: 'U1', text: 'status stale', ts: newTs() }, { timestamp: stale });
+    expect(res.status).toBe(401);
+    await sleep(100);
+    expect(dispatcher.calls).toHaveLength(0);
+  });
+
+  it('acks a slash command before a slow dispatch finishes, then answers at the response_url', async () => {
+    dispatcher.delayMs = 500;
+    const id = 'slash-slow';
+    const res = await postSlashCommand(events, SECRET, { text: 'status web', user_id: 'U123', channel_id: 'C0OPS', response_url: standIn.responseUrl(id) });
+    expect(res.status).toBe(200);
+    expect(dispatcher.finished).toBe(0);
+    expect(res.ms).toBeLessThan(500);
+    expect(res.json).toMatchObject({ response_type: 'ephemeral' });
+    expect((res.json as { text: string }).text).toContain('running `status web`');
+
+    const final = await standIn.waitFor((c) => c.kind === 'response' && c.method === id, 3000);
+    expect(dispatcher.finished).toBe(1);
+    expect(final.body).toMatchObject({ replace_original: true, text: 'did status web' });
+    expect(JSON.stringify(final.body.blocks)).toContain('did status web');
+    expect(dispatcher.calls[0]!.caller).toEqual({ userId: 'U123', channel: 'C0OPS', source: 'slack' });
+    expect(dispatcher.calls[0]!.requestId).toBeTruthy();
+  });
+
+  it('treats /ops in the user’s DM with the bot as channel "dm" (and another D… as itself)', async () => {
+    standIn.on('conversations.info', (c) =>
+      c.body.channel === 'D0BOTDM' ? { channel: { id: 'D0BOTDM', is_im: true, user: 'U123' } } : { status: 200, body: { ok: false, error: 'channel_not_found' } },
+    );
+    await postSlashCommand(events, SECRET, { text: 'status in-dm', user_id: 'U123', channel_id: 'D0BOTDM', channel_name: 'directmessage', response_url: standIn.responseUrl('dm1') });
+    await postSlashCommand(events, SECRET, { text: 'status other-dm', user_id: 'U123', channel_id: 'D0OTHER', channel_name: 'directmessage', response_url: standIn.responseUrl('dm2') });
+    await standIn.waitFor((c) => c.method === 'dm1');
+    await standIn.waitFor((c) => c.method === 'dm2');
+    expect(dispatcher.callsFor('status in-dm')[0]!.caller.channel).toBe('dm');
+    expect(dispatcher.callsFor('status other-dm')[0]!.caller.channel).toBe('D0OTHER');
+  });
+
+  it('answers a DM with chat.postMessage in that DM, caller channel "dm"', async () => {
+    const ts = newTs();
+    const res = await postEvent(events, SECRET, { type: 'message', channel_type: 'im', channel: 'D0DM', user: 'U123', text: 'status dm-web', ts });
+    expect(res.status).toBe(200);
+    const post = await standIn.waitFor((c) => c.method === 'chat.postMessage' && c.body.channel === 'D0DM' && c.body.text === 'did status dm-web');
+    expect(post.token).toBe(BOT_TOKEN);
+    expect(post.body.thread_ts).toBeUndefined();
+    const call = dispatcher.callsFor('status dm-web')[0]!;
+    expect(call.caller).toEqual({ userId: 'U123', channel: 'dm', source: 'slack' });
+    expect(call.requestId).toBe(res.eventId);
+  });
+
+  it('strips the mention from app_mention, passes the channel ID and replies in thread', async () => {
+    const ts = newTs();
+    await postEvent(events, SECRET, { type: 'app_mention', channel: 'C0OPS', user: 'U123', text: '<@U0BOT>   status mention-web', ts });
+    const post = await standIn.waitFor((c) => c.method === 'chat.postMessage' && c.body.text === 'did status mention-web');
+    expect(post.body).toMatchObject({ channel: 'C0OPS', thread_ts: ts });
+    expect(dispatcher.callsFor('status mention-web')[0]!.caller).toEqual({ userId: 'U123', channel: 'C0OPS', source: 'slack' });
+  });
+
+  it('decodes Slack’s escaping and link wrapping before dispatch', async () => {
+    await postEvent(events, SECRET, {
+      type: 'message',
+      channel_type: 'im',
+      channel: 'D0DM',
+      user: 'U123',
+      text: 'register db db-1 <http://db.example.com:5432|db.example.com:5432> --note a&amp;b&lt;c&gt;',
+      ts: newTs(),
+    });
+    await standIn.waitFor((c) => c.method === 'chat.postMessage' && String(c.body.text).startsWith('did register db'));
+    expect(dispatcher.calls.at(-1)!.text).toBe('register db db-1 db.example.com:5432 --note a&b<c>');
+  });
+
+  it('executes a retried event (same event_id, X-Slack-Retry-Num) once', async () => {
+    const event = { type: 'message', channel_type: 'im', channel: 'D0DM', user: 'U123', text: 'scale web 3', ts: newTs() };
+    const first = await postEvent(events, SECRET, event);
+    await standIn.waitFor((c) => c.method === 'chat.postMessage' && c.body.text === 'did scale web 3');
+    const retry = await postEvent(events, SECRET, event, { eventId: first.eventId, retryNum: 1, retryReason: 'http_timeout' });
+    const retry2 = await postEvent(events, SECRET, event, { eventId: first.eventId, retryNum: 2 });
+    expect([first.status, retry.status, retry2.status]).toEqual([200, 200, 200]);
+    await sleep(150);
+    expect(dispatcher.callsFor('scale web 3')).toHaveLength(1);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/switchyard_slack_duplicate_events_total 2/);
+  });
+
+  it('ignores its own messages, other bots, edits and joins', async () => {
+    const im = { type: 'message', channel_type: 'im', channel: 'D0DM' };
+    await postEvent(events, SECRET, { ...im, user: 'U0BOT', text: 'status self', ts: newTs() });
+    await postEvent(events, SECRET, { ...im, subtype: 'bot_message', bot_id: 'B0BOT', text: 'status self-bot', ts: newTs() });
+    await postEvent(events, SECRET, { ...im, bot_id: 'B0OTHER', user: 'U0OTHERBOT', text: 'status other-bot', ts: newTs() });
+    await postEvent(events, SECRET, { ...im, subtype: 'message_changed', message: { user: 'U123', text: 'status edited' }, ts: newTs() });
+    await postEvent(events, SECRET, { type: 'message', channel_type: 'channel', subtype: 'channel_join', channel: 'C0OPS', user: 'U123', text: 'joined', ts: newTs() });
+    // A plain channel message is not a command either (only DMs and mentions are).
+    await postEvent(events, SECRET, { type: 'message', channel_type: 'channel', channel: 'C0OPS', user: 'U123', text: 'status chatter', ts: newTs() });
+    await sleep(200);
+    expect(dispatcher.calls).toHaveLength(0);
+  });
+
+  it('posts progress once, updates that message, and ends with the result in it', async () => {
+    dispatcher.progress = ['starting 3 containers', '1/3 up', '2/3 up', '3/3 up'];
+    dispatcher.delayMs = 50;
+    await postEvent(events, SECRET, { type: 'app_mention', channel: 'C0PROG', user: 'U123', text: '<@U0BOT> scale api 3', ts: newTs() });
+    const final = await standIn.waitFor((c) => c.method === 'chat.update' && c.body.text === 'did scale api 3');
+    const posts = standIn.api('chat.postMessage').filter((c) => c.body.channel === 'C0PROG');
+    expect(posts).toHaveLength(1);
+    expect(posts[0]!.body.text).toBe('starting 3 containers');
+    const updates = standIn.api('chat.update').filter((c) => c.body.channel === 'C0PROG');
+    expect(updates.at(-1)).toBe(final);
+    expect(new Set(updates.map((u) => u.body.ts))).toEqual(new Set([final.body.ts]));
+  });
+
+  it('logs a failing dispatch and answers with a generic error', async () => {
+    dispatcher.error = new Error('boom: etcd client exploded');
+    await postEvent(events, SECRET, { type: 'message', channel_type: 'im', channel: 'D0ERR', user: 'U123', text: 'status broken', ts: newTs() });
+    const post = await standIn.waitFor((c) => c.method === 'chat.postMessage' && c.body.channel === 'D0ERR');
+    expect(post.body.text).toMatch(/^error: internal error/);
+    expect(post.body.text).not.toContain('boom');
+    expect(logs.some((l) => l.includes('boom: etcd client exploded') && l.includes('"requestId"'))).toBe(true);
+  });
+
+  it('serves /healthz (200 / 503) and /metrics beside /slack/events', async () => {
+    let res = await fetch(`${base}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, details: { etcd: 'up' } });
+    healthy = false;
+    res = await fetch(`${base}/healthz`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ ok: false });
+    healthy = true;
+    res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    expect(await res.text()).toContain('# TYPE switchyard_slack_duplicate_events_total counter');
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+
+  it('called auth.test once at start-up, not once per event', () => {
+    expect(standIn.api('auth.test')).toHaveLength(1);
+  });
+
+  it('never writes the bot token or signing secret to the log', () => {
+    const all = logs.join('');
+    expect(all.length).toBeGreaterThan(0);
+    expect(all).not.toContain(BOT_TOKEN);
+    expect(all).not.toContain(SECRET);
+  });
+});
+
+describe('Slack adapter start-up', () => {
+  it('fails start() promptly when auth.test rejects the token', async () => {
+    const standIn = await startSlackStandIn();
+    try {
+      standIn.on('auth.test', () => ({ status: 200, body: { ok: false, error: 'invalid_auth' } }));
+      const app = createSlackApp({
+        dispatcher: new FakeDispatcher(),
+        log: createLogger({ level: 'silent' }),
+        botToken: 'xoxb-revoked',
+        signingSecret: SECRET,
+        apiUrl: standIn.apiUrl,
+        port: 0,
+        host: '127.0.0.1',
+        metricsRegistry: new Registry(),
+        health: async () => ({ ok: true }),
+      });
+      await expect(app.start()).rejects.toThrow(/invalid_auth/);
+      await app.stop();
+    } finally {
+      await standIn.close();
+    }
+  });
+});
+
+describe('SlackFeedSink', () => {
+  it('posts events in order to the feed channel and logs failures instead of dropping them silently', async () => {
+    const standIn = await startSlackStandIn();
+    try {
+      const { webApi } = await import('@slack/bolt');
+      const client = new webApi.WebClient('xoxb-feed', { slackApiUrl: standIn.apiUrl, retryConfig: { retries: 1, minTimeout: 10 } });
+      const logs: string[] = [];
+      const feed = new SlackFeedSink({ client, channel: 'C0FEED', log: createLogger({ destination: { write: (s: string) => void logs.push(s) } }) });
+      feed.publish({ kind: 'scale', text: 'web: 2 → 3 by <@U123> & co' });
+      feed.publish({ kind: 'apply', text: 'haproxy reloaded' });
+      await feed.flush();
+      const posts = standIn.api('chat.postMessage');
+      expect(posts.map((p) => p.body.channel)).toEqual(['C0FEED', 'C0FEED']);
+      expect(posts[0]!.body.text).toBe('[scale] web: 2 → 3 by &lt;@U123&gt; &amp; co');
+      expect(posts[1]!.body.text).toBe('[apply] haproxy reloaded');
+
+      // A 429 is waited out (Retry-After) and the post retried by the Web API client.
+      standIn.rateLimit('chat.postMessage', 1);
+      feed.publish({ kind: 'scale', text: 'after the rate limit' });
+      await feed.flush();
+      const limited = standIn.api('chat.postMessage').slice(2);
+      expect(limited.map((c) => c.body.text)).toEqual(['[scale] after the rate limit', '[scale] after the rate limit']);
+      expect(limited[1]!.at - limited[0]!.at).toBeGreaterThanOrEqual(900);
+
+      standIn.on('chat.postMessage', () => ({ status: 200, body: { ok: false, error: 'not_in_channel' } }));
+      feed.publish({ kind: 'drain', text: 'web-1 drained' });
+      await feed.flush();
+      expect(logs.some((l) => l.includes('feed event not delivered') && l.includes('web-1 drained'))).toBe(true);
+    } finally {
+      await standIn.close();
+    }
+  });
+});
