@@ -1,0 +1,86 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { makeWorkspace, ONCALL, VISITOR, type Workspace } from './helpers/workspace.js';
+
+const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
+
+/** Run `switchyard shell` as a user would: a script on stdin, replies on stdout. */
+function runShell(ws: Workspace, args: string[], script: string) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'shell', '--config', ws.configPath, ...args], {
+      env: { ...process.env, LOG_LEVEL: 'warn' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(script);
+  });
+}
+
+describe('switchyard shell end to end (real etcd)', () => {
+  let ws: Workspace;
+  beforeEach(async () => {
+    ws = await makeWorkspace();
+  });
+  afterEach(async () => {
+    await ws.dispose();
+  });
+
+  it('runs a script of commands in order and leaves the registry as scripted', async () => {
+    const script = [
+      '# a runbook: comments and blank lines are skipped',
+      '',
+      'register web web-1 10.0.0.1:8080 --weight 50',
+      'register web web-2 10.0.0.2:8080',
+      'register api api-1 [::1]:9000 --ttl 60s',
+      'deregister web web-2',
+      'status web',
+      'register web bad 10.0.0.1:99999',
+      'deregister api api-1',
+      'deregister api api-1 --yes',
+    ].join('\n');
+    const { code, stdout, stderr } = await runShell(ws, ['--user', ONCALL], script);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const lines = stdout.split('\n');
+    expect(lines).toContain('registered web/web-1 at 10.0.0.1:8080 (weight 50)');
+    expect(lines).toContain('registered api/api-1 at [::1]:9000 (ttl 1m)');
+    expect(lines).toContain('deregistered web/web-2');
+    expect(stdout).toMatch(/web-1\s+10\.0\.0\.1:8080\s+ready\s+50\s+-\s+U0ONCALL/);
+    expect(stdout).toContain('error: register: <host:port> "10.0.0.1:99999": port must be a number 1-65535');
+    expect(stdout).toContain('api/api-1 is the last ready instance of api');
+    expect(stdout.indexOf('registered web/web-1')).toBeLessThan(stdout.indexOf('deregistered web/web-2'));
+
+    expect(await ws.instanceValue('web', 'web-1')).toBe('10.0.0.1:8080');
+    expect(await ws.instanceValue('web', 'web-2')).toBeNull();
+    expect(await ws.instanceValue('web', 'bad')).toBeNull();
+    expect(await ws.instanceValue('api', 'api-1')).toBeNull();
+    const state = JSON.parse((await ws.etcd.get(`${ws.prefixes.switchyard}/state/web/web-1`).string())!);
+    expect(state).toMatchObject({ state: 'ready', weight: 50, by: ONCALL });
+  });
+
+  it('applies the same ACLs as Slack: a visitor may read but changes nothing', async () => {
+    const { code, stdout } = await runShell(ws, ['--user', VISITOR, '--channel', 'C0OPS'], 'register web web-1 10.0.0.1:80\nstatus\nhelp\n');
+    expect(code).toBe(0);
+    expect(stdout).toContain('error: you may not run register here: no rule allows register');
+    expect(stdout).toContain('0 service(s), 0 instance(s)');
+    expect(stdout).not.toContain('deregister');
+    expect(await ws.instanceValue('web', 'web-1')).toBeNull();
+  });
+
+  it('fails at start with file:line when acl.yaml is invalid', async () => {
+    const bad = await makeWorkspace({ acl: 'rules:\n  - allow: [status]\n    groups: [nobody]\n' });
+    try {
+      const { code, stderr } = await runShell(bad, ['--user', ONCALL], 'status\n');
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/acl\.yaml:3:.*nobody/);
+    } finally {
+      await bad.dispose();
+    }
+  });
+});
