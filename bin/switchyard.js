@@ -1,14 +1,14 @@
 #!/usr/bin/env node
-// Runs the compiled CLI when it exists (Docker image, `npm run build`), otherwise the
-// TypeScript sources through tsx, so `npx switchyard` works right after `npm ci`.
+// In a clone, run the TypeScript sources through tsx, so `npx switchyard` works right after
+// `npm ci` and never runs a stale build. The Docker image ships only the compiled dist/.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const compiled = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
-if (existsSync(compiled)) {
-  await import(compiled);
-} else {
+const source = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+if (existsSync(source)) {
   const { register } = await import('tsx/esm/api');
   register();
-  await import('../src/cli.ts');
+  await import(source);
+} else {
+  await import(new URL('../dist/src/cli.js', import.meta.url).href);
 }

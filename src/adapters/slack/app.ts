@@ -113,6 +113,9 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
     const text = commandFromSlash(command.text);
     // Slack wants the ack within 3 s; everything slow happens after it.
     await ack(text ? { response_type: 'ephemeral', text: `running \`${escapeMrkdwn(clip(text, 200))}\`…` } : undefined);
+    // Yield to the event loop so requests that arrived in the same burst are acked before
+    // this one's work starts: acks wait on nothing but CPU, commands wait on etcd anyway.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const requestId = command.trigger_id || randomUUID();
     const reqLog = log.child({ requestId, user: command.user_id, command: commandName(text), via: 'slash' });
     const caller: Caller = {
