@@ -59,5 +59,5 @@ services:
     listen: 127.0.0.1:8080
 CFG
 
-echo "etcd on 127.0.0.1:$ETCD_PORT (data in $STATE/etcd). You are $DEMO_USER. Type 'help'; Ctrl-D quits." >&2
-node bin/switchyard.js shell --config "$STATE/switchyard.yaml" --user "$DEMO_USER" --channel dm
+echo "etcd on 127.0.0.1:$ETCD_PORT (data in $STATE/etcd). You are $DEMO_USER. Logs and audit: $STATE/switchyard.log. Type 'help'; Ctrl-D quits." >&2
+node bin/switchyard.js shell --config "$STATE/switchyard.yaml" --user "$DEMO_USER" --channel dm --log "$STATE/switchyard.log"

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import pino from 'pino';
 import { runShell, shellFeed } from './adapters/shell/shell.js';
 import { createSlackClient } from './adapters/slack/client.js';
 import { createSlackApp } from './adapters/slack/app.js';
@@ -15,7 +16,7 @@ import { buildRuntime, knownCommands } from './runtime.js';
 const USAGE = `usage: switchyard <command> [options]
 
   serve                       the Slack bot (HTTP receiver on $PORT, or Socket Mode with SLACK_APP_TOKEN)
-  shell [--user ID] [--channel ID|dm]
+  shell [--user ID] [--channel ID|dm] [--log FILE]
                               the same commands and ACLs from stdin, replies on stdout
   check                       validate the config and acl.yaml (file:line errors)
   agent                       the HAProxy agent (not available yet)
@@ -33,6 +34,7 @@ function parseCli(argv: string[]) {
       config: { type: 'string' },
       user: { type: 'string' },
       channel: { type: 'string' },
+      log: { type: 'string' },
       once: { type: 'boolean' },
       'dry-run': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -67,8 +69,12 @@ async function main(argv: string[]): Promise<number> {
     case 'shell': {
       const config = await loadConfig(configPath, env);
       const secrets = loadSecrets(env);
-      // Logs go to stderr at warn by default so they do not interleave with replies.
-      const log = createLogger({ level: secrets.logLevel ?? 'warn' });
+      // Logs (and the audit trail) go to --log FILE when given, so they do not interleave
+      // with replies on a terminal; other logs default to warn.
+      const log = createLogger({
+        level: secrets.logLevel ?? 'warn',
+        ...(values.log ? { destination: pino.destination({ dest: values.log, append: true, sync: true }) } : {}),
+      });
       const runtime = await buildRuntime({ config, secrets, log, feed: shellFeed(out) });
       try {
         const userId = values.user ?? env.SWITCHYARD_USER ?? `local-${env.USER ?? 'user'}`;

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeWorkspace, ONCALL, VISITOR, type Workspace } from './helpers/workspace.js';
@@ -44,7 +46,8 @@ describe('switchyard shell end to end (real etcd)', () => {
       'deregister api api-1',
       'deregister api api-1 --yes',
     ].join('\n');
-    const { code, stdout, stderr } = await runShell(ws, ['--user', ONCALL], script);
+    const logFile = join(ws.dir, 'switchyard.log');
+    const { code, stdout, stderr } = await runShell(ws, ['--user', ONCALL, '--log', logFile], script);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const lines = stdout.split('\n');
@@ -60,6 +63,24 @@ describe('switchyard shell end to end (real etcd)', () => {
     expect(await ws.instanceValue('web', 'web-2')).toBeNull();
     expect(await ws.instanceValue('web', 'bad')).toBeNull();
     expect(await ws.instanceValue('api', 'api-1')).toBeNull();
+    // One audit record per command, even at LOG_LEVEL=warn.
+    const audits = (await readFile(logFile, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => r.audit === true);
+    expect(audits.map((a) => [a.command, a.result])).toEqual([
+      ['register', 'ok'],
+      ['register', 'ok'],
+      ['register', 'ok'],
+      ['deregister', 'ok'],
+      ['status', 'ok'],
+      ['register', 'invalid'],
+      ['deregister', 'error'],
+      ['deregister', 'ok'],
+    ]);
+    expect(audits[0]).toMatchObject({ user: ONCALL, channel: 'dm', source: 'shell', args: { service: 'web', instance: 'web-1', weight: 50 } });
+    expect(typeof audits[0]!.durationMs).toBe('number');
     const state = JSON.parse((await ws.etcd.get(`${ws.prefixes.switchyard}/state/web/web-1`).string())!);
     expect(state).toMatchObject({ state: 'ready', weight: 50, by: ONCALL });
   });

@@ -22,7 +22,11 @@ export interface AuditSink {
   record(rec: AuditRecord): void;
 }
 
-/** The default sink: a structured log line that log shippers can pick out by `audit: true`. */
+/**
+ * The default sink: a structured log line that log shippers can pick out by `audit: true`.
+ * Its level is pinned to info so LOG_LEVEL=warn quietens the bot but never the audit trail.
+ */
 export function logAudit(log: Logger): AuditSink {
-  return { record: (rec) => log.info({ audit: true, ...rec }, `audit ${rec.command} ${rec.result}`) };
+  const audit = log.child({ component: 'audit' }, { level: 'info' });
+  return { record: (rec) => audit.info({ audit: true, ...rec }, `audit ${rec.command} ${rec.result}`) };
 }
