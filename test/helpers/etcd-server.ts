@@ -1,0 +1,261 @@
+/**
+ * Real etcd processes for tests, without any vitest import so that test/global-setup.ts
+ * (which runs outside the test context) can use it. Test files import test/helpers/etcd.ts.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server, type Socket, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { promisify } from 'node:util';
+
+export const ETCD_NOT_FOUND = 'etcd not found: install it with "apt-get install -y etcd-server etcd-client"';
+
+export interface EtcdProcess {
+  /** Client URL, e.g. http://127.0.0.1:41234 — what goes into `etcd.endpoints`. */
+  readonly endpoint: string;
+  readonly dataDir: string;
+  /** PID of the running etcd, undefined while stopped. */
+  readonly pid: number | undefined;
+  /** SIGTERM and wait for exit; the data directory is kept for start()/restart(). */
+  stop(): Promise<void>;
+  /** SIGKILL (a crash) and wait for exit; the data directory is kept. */
+  kill(): Promise<void>;
+  /** Start again on the same ports and data directory; resolves once healthy. */
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  /** Kill and remove the data directory. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+export function findOnPath(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, bin))) return join(dir, bin);
+  }
+  return undefined;
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', resolve);
+  });
+  const addr = srv.address();
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  if (addr === null || typeof addr === 'string') throw new Error('could not allocate a port');
+  return addr.port;
+}
+
+async function healthy(endpoint: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(500) });
+    const body = (await res.json()) as { health?: string };
+    return body.health === 'true';
+  } catch {
+    return false; // not listening yet
+  }
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+/** Start a private single-member etcd on random loopback ports. */
+export async function startEtcd(opts: { startTimeoutMs?: number } = {}): Promise<EtcdProcess> {
+  const bin = findOnPath('etcd');
+  if (!bin) throw new Error(ETCD_NOT_FOUND);
+  // tmpfs when available: etcd fsyncs every write, and that dominates test time on disks.
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const dataDir = await mkdtemp(join(base, 'switchyard-etcd-'));
+  // Ports picked from the kernel may be taken again by another worker before etcd binds
+  // them; a failed start with fresh ports is retried a few times.
+  for (let attempt = 1; ; attempt++) {
+    const [clientPort, peerPort] = [await freePort(), await freePort()];
+    const proc = new LocalEtcd(bin, dataDir, clientPort, peerPort, opts.startTimeoutMs ?? 15_000);
+    try {
+      await proc.start();
+      return proc;
+    } catch (err) {
+      await proc.kill();
+      // etcd's log line is the only signal of a port clash (this is test scaffolding).
+      if (attempt >= 3 || !/address already in use/.test(proc.lastStderr())) {
+        await rm(dataDir, { recursive: true, force: true });
+        throw err;
+      }
+      await rm(join(dataDir, 'member'), { recursive: true, force: true });
+    }
+  }
+}
+
+class LocalEtcd implements EtcdProcess {
+  readonly endpoint: string;
+  private child: ChildProcess | undefined;
+  private stderr = '';
+  private disposed = false;
+  private readonly args: string[];
+  private readonly killOnExit = () => this.child?.kill('SIGKILL');
+
+  constructor(
+    private readonly bin: string,
+    readonly dataDir: string,
+    clientPort: number,
+    peerPort: number,
+    private readonly startTimeoutMs: number,
+  ) {
+    this.endpoint = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    this.args = [
+      '--name=test',
+      `--data-dir=${dataDir}`,
+      `--listen-client-urls=${this.endpoint}`,
+      `--advertise-client-urls=${this.endpoint}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=test=${peer}`,
+      '--initial-cluster-state=new',
+      '--logger=zap',
+      '--log-outputs=stderr',
+      '--log-level=error',
+    ];
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  lastStderr(): string {
+    return this.stderr;
+  }
+
+  async start(): Promise<void> {
+    if (this.disposed) throw new Error('etcd test instance was disposed');
+    if (this.child) throw new Error('etcd test instance is already running');
+    this.stderr = '';
+    const child = spawn(this.bin, this.args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = child;
+    // A test runner that dies must not leave etcd behind.
+    process.once('exit', this.killOnExit);
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderr = (this.stderr + chunk).slice(-4000);
+    });
+    const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
+    spawnError.catch(() => undefined); // observed through the race below
+    const deadline = Date.now() + this.startTimeoutMs;
+    while (!(await Promise.race([healthy(this.endpoint), spawnError]))) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        this.forget();
+        throw new Error(`etcd exited during start (${child.exitCode ?? child.signalCode}): ${this.stderr.trim()}`);
+      }
+      if (Date.now() > deadline) throw new Error(`etcd did not become healthy in ${this.startTimeoutMs}ms: ${this.stderr.trim()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.signal('SIGTERM');
+  }
+
+  async kill(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    await this.kill();
+    this.disposed = true;
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    const done = exited(child);
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    const escalate = setTimeout(() => child.kill('SIGKILL'), 5000);
+    // Node may not emit 'exit' for a child that failed to spawn: do not wait forever.
+    let giveUp: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise((r) => (giveUp = setTimeout(r, 7000)))]);
+    clearTimeout(escalate);
+    clearTimeout(giveUp);
+    this.forget();
+  }
+
+  private forget(): void {
+    this.child = undefined;
+    process.removeListener('exit', this.killOnExit);
+  }
+}
+
+/** Run etcdctl (v3 API) against an endpoint; resolves to stdout. */
+export async function etcdctl(endpoint: string, ...args: string[]): Promise<string> {
+  const bin = findOnPath('etcdctl');
+  if (!bin) throw new Error(ETCD_NOT_FOUND);
+  const { stdout } = await promisify(execFile)(bin, [`--endpoints=${endpoint}`, ...args], {
+    env: { ...process.env, ETCDCTL_API: '3' },
+    timeout: 10_000,
+  });
+  return stdout;
+}
+
+/**
+ * A TCP proxy in front of an etcd endpoint, so a test can cut one client off ("partition")
+ * while other clients keep writing — etcd itself cannot be both down for the watcher and
+ * up for the writer. `block()` resets every connection and refuses new ones until
+ * `unblock()`.
+ */
+export interface EtcdProxy {
+  readonly endpoint: string;
+  block(): void;
+  unblock(): void;
+  close(): Promise<void>;
+}
+
+export async function startProxy(target: string): Promise<EtcdProxy> {
+  const url = new URL(target);
+  const sockets = new Set<Socket>();
+  let blocked = false;
+  const server: Server = createServer((inbound) => {
+    if (blocked) {
+      inbound.resetAndDestroy();
+      return;
+    }
+    const outbound = connect(Number(url.port), url.hostname);
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('proxy did not bind');
+  return {
+    endpoint: `http://127.0.0.1:${addr.port}`,
+    block() {
+      blocked = true;
+      for (const s of sockets) s.resetAndDestroy();
+    },
+    unblock() {
+      blocked = false;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
