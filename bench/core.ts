@@ -55,7 +55,7 @@ async function main() {
     await writeFile(configPath, `etcd:\n  endpoints: [${etcd.endpoint}]\nacl:\n  path: ./acl.yaml\n`);
 
     // 1. Router throughput: 1,000 register commands, 50 in flight (like a busy channel).
-    const runtime = await buildRuntime({ config: await loadConfig(configPath, {}), secrets: {}, log: pino({ level: 'silent' }), feed: { publish: () => {} } });
+    const runtime = await buildRuntime({ config: await loadConfig(configPath, {}), secrets: {}, log: pino({ level: 'silent' }, { write: () => {} }), feed: { publish: () => {} } });
     const total = 1000;
     let next = 0;
     const t0 = performance.now();

@@ -19,7 +19,8 @@ describe('Slack end to end (real etcd, signed requests, Web API stand-in)', () =
   beforeAll(async () => {
     ws = await makeWorkspace();
     standIn = await startSlackStandIn();
-    const log = pino({ level: 'silent' });
+    // The audit trail ignores the level by design; send everything nowhere in this test.
+    const log = pino({ level: 'silent' }, { write: () => {} });
     runtime = await buildRuntime({ config: await loadConfig(ws.configPath, {}), secrets: {}, log, feed: { publish: () => {} } });
     slack = createSlackApp({
       dispatcher: runtime.router,
