@@ -1,0 +1,186 @@
+/**
+ * The agent end to end: real etcd (shared), real HAProxy 2.6, loopback HTTP backends.
+ */
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EtcdRegistry } from '../src/adapters/etcd/registry.js';
+import { DEFAULT_TEMPLATE_PATH } from '../src/adapters/haproxy/template.js';
+import { sharedEtcdEndpoint, uniquePrefix, wipe } from './helpers/etcd.js';
+import {
+  agentConfig,
+  freePort,
+  httpGet,
+  registryAt,
+  startAgent,
+  startHaproxy,
+  startHttpBackend,
+  waitFor,
+  whoAnswers,
+  type HttpBackend,
+  type RunningAgent,
+  type TestHaproxy,
+} from './helpers/haproxy.js';
+
+const names = (m: Map<string, number>) => [...m.keys()].sort();
+
+describe('HAProxy agent (real etcd + real haproxy)', () => {
+  let raw: Etcd3;
+  let prefix: string;
+  let registry: EtcdRegistry;
+  let hap: TestHaproxy;
+  let backends: Record<string, HttpBackend>;
+  let url: string;
+  let running: RunningAgent;
+  let templatePath: string;
+
+  const last = () => running.results[running.results.length - 1];
+  /** Wait for a reported result matching `pred` after index `from`. */
+  const resultAfter = (from: number, pred: (r: RunningAgent['results'][number]) => boolean, what = 'an apply result') =>
+    waitFor(what, () => running.results.slice(from).find(pred), 8000, 5);
+
+  beforeAll(async () => {
+    const endpoint = sharedEtcdEndpoint();
+    raw = new Etcd3({ hosts: endpoint });
+    prefix = uniquePrefix('agent');
+    registry = registryAt(endpoint, prefix);
+    hap = await startHaproxy();
+    backends = Object.fromEntries(await Promise.all(['web-1', 'web-2', 'web-3', 'api-1'].map(async (n) => [n, await startHttpBackend(n)] as const)));
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/`;
+    templatePath = join(hap.dir, 'haproxy.cfg.hbs');
+    await copyFile(DEFAULT_TEMPLATE_PATH, templatePath);
+    running = await startAgent(agentConfig(endpoint, prefix, hap, 'lb-1', { web: { listen: `127.0.0.1:${port}` } }, templatePath), registry);
+  });
+
+  afterAll(async () => {
+    await running?.agent.stop();
+    await registry?.close();
+    await hap?.dispose();
+    await Promise.all(Object.values(backends ?? {}).map((b) => b.close()));
+    if (raw) {
+      await wipe(raw, `${prefix}/`);
+      raw.close();
+    }
+  });
+
+  it('routes registered servers, without a reload when the backend exists; deregistered ones stop', async () => {
+    const { 'web-1': w1, 'web-2': w2 } = backends as Record<string, HttpBackend>;
+    // Start-up renders the configured service's frontend and backend: a reload.
+    const startup = await waitFor('start-up apply', () => running.results[0]);
+    expect(startup).toMatchObject({ agentId: 'lb-1', ok: true, method: 'reload' });
+    await registry.register('web', 'web-1', w1!.address, { by: 'U1' });
+    await waitFor('web-1 routed', async () => (await httpGet(url).catch(() => undefined))?.body === 'web-1');
+    expect(await resultAfter(1, (x) => x.changes.includes('+web-1'))).toMatchObject({ method: 'runtime' });
+    const worker = await hap.workerPid();
+
+    const n = running.results.length;
+    const t0 = performance.now();
+    await registry.register('web', 'web-2', w2!.address, { by: 'U1' });
+    await waitFor('web-2 routed', async () => (await whoAnswers(url, 2)).has('web-2'), 8000, 1);
+    const routedMs = performance.now() - t0;
+    const r = await resultAfter(n, (x) => x.changes.includes('+web-2'));
+    expect(r).toMatchObject({ method: 'runtime', ok: true, changes: ['+web-2'] });
+    expect(await hap.workerPid()).toBe(worker);
+    expect(running.feed[running.feed.length - 1]).toMatch(/^haproxy lb-1: runtime \+web-2 in [\d.]+ ms$/);
+    console.info(`registry write → routed to web-2 (runtime): ${routedMs.toFixed(1)} ms; apply ${r.durationMs} ms`);
+
+    // The status key: the last result, on a lease.
+    const stored = await waitFor('status key', async () => {
+      const v = JSON.parse((await raw.get(`${prefix}/switchyard/agents/lb-1`).string()) ?? '{}') as { changes?: string[] };
+      return v.changes?.includes('+web-2') ? v : undefined;
+    });
+    expect(stored).toMatchObject({ agentId: 'lb-1', method: 'runtime', ok: true, changes: ['+web-2'] });
+    const lease = (await raw.getAll().prefix(`${prefix}/switchyard/agents/`).exec()).kvs[0]?.lease;
+    expect(lease && lease !== '0').toBeTruthy();
+
+    await registry.deregister('web', 'web-1');
+    await waitFor('web-1 gone', async () => names(await whoAnswers(url, 4)).join() === 'web-2');
+    expect(await hap.workerPid()).toBe(worker);
+    await waitFor('feed says −web-1', () => running.feed.some((t) => /^haproxy lb-1: runtime −web-1 in/.test(t)));
+  });
+
+  it('drain keeps an open request alive while new ones go elsewhere; undrain restores', async () => {
+    const { 'web-2': w2, 'web-3': w3 } = backends as Record<string, HttpBackend>;
+    // Only web-2 is registered: the long request lands there.
+    const held = httpGet(`${url}slow`, { timeoutMs: 10_000 });
+    await waitFor('session on web-2', async () => (await hap.runtime.showStat()).find((s) => s.backend === 'web' && s.name === 'web-2')?.scur === 1);
+    await registry.register('web', 'web-3', w3!.address, { by: 'U1' });
+    await waitFor('web-3 routed', async () => (await whoAnswers(url, 4)).has('web-3'));
+
+    const worker = await hap.workerPid();
+    await registry.setState('web', 'web-2', 'drain', 'U1');
+    await waitFor('web-2 DRAIN', async () => (await hap.runtime.showStat()).find((s) => s.name === 'web-2')?.status === 'DRAIN');
+    expect(names(await whoAnswers(url, 6))).toEqual(['web-3']);
+    expect((await hap.runtime.showStat()).find((s) => s.name === 'web-2')?.scur).toBe(1);
+    w2!.release();
+    expect(await held).toEqual({ status: 200, body: 'web-2' });
+    expect(await hap.workerPid()).toBe(worker);
+    await waitFor('feed says drain', () => running.feed.some((t) => /^haproxy lb-1: runtime web-2 drain in/.test(t)));
+
+    await registry.setState('web', 'web-2', 'ready', 'U1');
+    await waitFor('web-2 back', async () => (await whoAnswers(url, 4)).has('web-2'));
+    expect(await hap.workerPid()).toBe(worker);
+  });
+
+  it('drain survives a reload (server-state-file)', async () => {
+    await registry.setState('web', 'web-2', 'drain', 'U1');
+    await waitFor('web-2 DRAIN', async () => (await hap.runtime.showStat()).find((s) => s.name === 'web-2')?.status === 'DRAIN');
+    const worker = await hap.workerPid();
+    const n = running.results.length;
+    // A new service is a new backend: a reload.
+    await registry.register('api', 'api-1', backends['api-1']!.address, { by: 'U1' });
+    const r = await resultAfter(n, (x) => x.method === 'reload', 'a reload');
+    expect(r).toMatchObject({ ok: true, changes: ['+backend api', '+api-1'] });
+    expect(await hap.workerPid()).not.toBe(worker);
+    // Saved just before the reload: web-2 with the forced-drain bit (0x08) in srv_admin_state.
+    const state = await readFile(hap.stateFile, 'utf8');
+    const fields = state.split('\n').map((l) => l.split(' ')).find((f) => f[1] === 'web' && f[3] === 'web-2');
+    expect(Number(fields?.[6]) & 0x08).toBe(0x08);
+    expect((await hap.runtime.showStat()).find((s) => s.backend === 'web' && s.name === 'web-2')?.status).toBe('DRAIN');
+    expect(names(await whoAnswers(url, 6))).toEqual(['web-3']);
+    expect(running.feed[running.feed.length - 1]).toMatch(/^haproxy lb-1: reload OK in \d+ ms \(\+backend api \+api-1\)$/);
+    await registry.setState('web', 'web-2', 'ready', 'U1');
+    await waitFor('web-2 back', async () => (await whoAnswers(url, 4)).has('web-2'));
+  });
+
+  it('an invalid registry value is skipped and reported, with no reload and the live file unchanged', async () => {
+    const before = await readFile(hap.config);
+    const worker = await hap.workerPid();
+    const n = running.results.length;
+    await raw.put(`${prefix}/services/web/web-9`).value('999.1.1.1:80');
+    const r = await resultAfter(n, (x) => (x.warnings ?? []).some((w) => w.includes('web-9')), 'a warning about web-9');
+    expect(r.method).toBe('none');
+    expect(r.warnings?.join()).toMatch(/skipped .*\/services\/web\/web-9: value "999\.1\.1\.1:80" is not host:port/);
+    expect((await readFile(hap.config)).equals(before)).toBe(true);
+    expect(await hap.workerPid()).toBe(worker);
+    await raw.delete().key(`${prefix}/services/web/web-9`).exec();
+  });
+
+  it('a broken template is not applied: no reload, live config byte-identical, haproxy error reported', async () => {
+    const before = await readFile(hap.config);
+    const worker = await hap.workerPid();
+    const good = await readFile(templatePath, 'utf8');
+    const n = running.results.length;
+    await writeFile(templatePath, good.replace('balance {{balance}}', 'balance nonsense'));
+    await running.agent.refreshTemplate();
+    const r = await resultAfter(n, (x) => !x.ok, 'a failed apply');
+    expect(r).toMatchObject({ method: 'reload', failure: 'check' });
+    expect(r.error?.join('\n')).toMatch(/\[ALERT\] config : parsing \[.*haproxy\.cfg:\d+\] : balance only supports/);
+    expect(running.feed[running.feed.length - 1]).toMatch(/^haproxy lb-1: check FAILED: .*balance only supports.* — kept last good config$/);
+    expect((await readFile(hap.config)).equals(before)).toBe(true);
+    expect(await hap.workerPid()).toBe(worker);
+
+    // A template that does not even compile is refused before anything is rendered.
+    await writeFile(templatePath, '{{#each services}}\n');
+    await expect(running.agent.refreshTemplate()).rejects.toMatchObject({ code: 'E_CONFIG' });
+
+    await writeFile(templatePath, good);
+    const m = running.results.length;
+    await running.agent.refreshTemplate();
+    await resultAfter(m, (x) => x.ok, 'recovery');
+    // The good template renders what is live: nothing to reload.
+    expect(await hap.workerPid()).toBe(worker);
+  });
+});
