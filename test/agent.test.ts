@@ -150,12 +150,18 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
     const worker = await hap.workerPid();
     const n = running.results.length;
     await raw.put(`${prefix}/services/web/web-9`).value('999.1.1.1:80');
-    const r = await resultAfter(n, (x) => (x.warnings ?? []).some((w) => w.includes('web-9')), 'a warning about web-9');
-    expect(r.method).toBe('none');
-    expect(r.warnings?.join()).toMatch(/skipped .*\/services\/web\/web-9: value "999\.1\.1\.1:80" is not host:port/);
-    expect((await readFile(hap.config)).equals(before)).toBe(true);
-    expect(await hap.workerPid()).toBe(worker);
-    await raw.delete().key(`${prefix}/services/web/web-9`).exec();
+    try {
+      const r = await resultAfter(n, (x) => (x.warnings ?? []).some((w) => w.includes('web-9')), 'a warning about web-9');
+      // Not 'none' strictly: a server removal left pending by an earlier test may complete
+      // in the same apply on a loaded machine. What matters is that nothing was reloaded.
+      expect(r.method).not.toBe('reload');
+      expect(r.warnings?.join()).toMatch(/skipped .*\/services\/web\/web-9: value "999\.1\.1\.1:80" is not host:port/);
+      expect((await readFile(hap.config)).equals(before)).toBe(true);
+      expect(await hap.workerPid()).toBe(worker);
+    } finally {
+      // Cleaned up even on failure, so the next test does not inherit the warning.
+      await raw.delete().key(`${prefix}/services/web/web-9`).exec();
+    }
   });
 
   it('a broken template is not applied: no reload, live config byte-identical, haproxy error reported', async () => {
