@@ -8,6 +8,9 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY plugins ./plugins
 RUN npx tsc -p tsconfig.build.json
+# tsc copies no templates: the HAProxy agent reads its default one beside the compiled
+# adapter (dist/src/adapters/haproxy/template.js → ./templates/haproxy.cfg.hbs).
+COPY src/adapters/haproxy/templates ./dist/src/adapters/haproxy/templates
 
 # Runtime stage: production dependencies and compiled JavaScript only, as a non-root user.
 FROM node:20-bookworm-slim

@@ -3,6 +3,8 @@ import { serviceName } from '../src/core/names.js';
 import { defineCommand, type Plugin } from '../src/core/plugin.js';
 import type { EtcdHealth, Instance } from '../src/core/registry.js';
 import type { Reply } from '../src/core/reply.js';
+import { containerColumns } from '../src/orchestrator/status-columns.js';
+import { agentsView, haproxyColumns } from '../src/agent/status-view.js';
 
 /** `status [service]`: what the registry holds, and whether etcd itself is healthy. */
 export default function statusPlugin(): Plugin {
@@ -23,6 +25,11 @@ export default function statusPlugin(): Plugin {
           const listing = await registry.list(service);
           const byService = groupBy(listing.instances, (i) => i.service);
           if (service && !byService.has(service)) byService.set(service, []);
+          // Container state per instance, when a Docker engine is configured.
+          const containers = await containerColumns(ctx.services, service, ctx.log);
+          for (const s of containers?.services ?? []) if (!byService.has(s)) byService.set(s, []);
+          // HAProxy state and sessions per instance (this bot's own agent) and every agent's last apply.
+          const [hap, agents] = await Promise.all([haproxyColumns(ctx.services.haproxy), agentsView(ctx.services.agents)]);
           const names = [...byService.keys()].sort();
           const desired = new Map(await Promise.all(names.map(async (n) => [n, await registry.getDesired(n)] as const)));
 
@@ -34,8 +41,11 @@ export default function statusPlugin(): Plugin {
             return {
               title: `${name}: ${list.length} instance${list.length === 1 ? '' : 's'}, ${ready} ready${want ? `, desired ${want.replicas}` : ''}`,
               table: {
-                header: ['instance', 'address', 'state', 'weight', 'lease', 'changed by', 'since'],
-                rows: list.map((i) => row(i, now)),
+                header: ['instance', 'address', 'state', 'weight', 'lease', 'changed by', 'since', ...(containers?.header ?? []), ...(hap?.header ?? [])],
+                rows: [
+                  ...list.map((i) => [...row(i, now), ...(containers?.cells(i.service, i.instance) ?? []), ...(hap?.cells(name, i.instance) ?? [])]),
+                  ...(containers?.unregistered(name, new Set(list.map((i) => i.instance))) ?? []).map((u) => [u.instance, '-', 'unregistered', '-', '-', '-', '-', ...u.cells, ...(hap?.cells(name, u.instance) ?? [])]),
+                ],
               },
             };
           });
@@ -44,6 +54,10 @@ export default function statusPlugin(): Plugin {
             ? `${service}: ${byService.get(service)!.length} instance(s) · ${etcdLine(health)}`
             : `${names.length} service(s), ${total} instance(s) · ${etcdLine(health)}`;
           const details = listing.problems.map((p) => `unreadable registry entry ${p.key}: ${p.problem}`);
+          if (containers?.problem) details.push(containers.problem);
+          if (hap?.problem) details.push(hap.problem);
+          details.push(...agents.problems);
+          if (agents.table) tables.push(agents.table);
           return { ok: true, summary, ...(details.length ? { details } : {}), tables };
         },
       }),

@@ -13,7 +13,8 @@ DEMO_USER="${DEMO_USER:-ULOCALDEMO}"
 mkdir -p "$STATE"
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+docker_cleanup() { :; } # replaced below once a Docker engine is in use
+cleanup() { docker_cleanup; for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -33,6 +34,65 @@ for _ in $(seq 1 50); do
 done
 ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$ETCD_PORT" endpoint health >/dev/null 2>&1 \
   || { echo "etcd did not start; see $STATE/etcd.log" >&2; exit 1; }
+
+# --- Docker, for `scale` -------------------------------------------------------------------
+# The engine DOCKER_HOST or /var/run/docker.sock points at, else a private dockerd under
+# $STATE/docker (needs root); either way switchyard/web:demo is imported offline. Without
+# one the demo runs on, minus `scale`. At exit the demo's containers are scaled away through
+# switchyard itself (drained, deregistered, stopped, removed) and a private engine stopped.
+DOCKER_SECTION="# no Docker engine: scale is unavailable in this demo"
+if DEMO_DOCKER_HOST="$(bash scripts/docker-demo-engine.sh start "$STATE")"; then
+  export DOCKER_HOST="$DEMO_DOCKER_HOST" # the environment wins over the config: keep them one
+  DOCKER_SECTION="docker:
+  host: $DEMO_DOCKER_HOST
+  owner: switchyard-demo   # label of the containers this demo manages
+  stopGrace: 5s"
+  docker_cleanup() {
+    echo "scale web 0 --yes" | node bin/switchyard.js shell --config "$STATE/switchyard.yaml" \
+      --user "$DEMO_USER" --channel dm --log "$STATE/switchyard.log" >/dev/null 2>&1 || true
+    bash scripts/docker-demo-engine.sh stop "$STATE" >/dev/null 2>&1 || true
+  }
+else
+  echo "no Docker engine (see above): the demo runs without scale" >&2
+fi
+# -------------------------------------------------------------------------------------------
+
+# --- HAProxy, driven by the agent in the demo shell ------------------------------------------
+# Master-worker HAProxy with its config, sockets and server-state file under $STATE/haproxy.
+# It starts from a config holding only the admin socket; the agent inside the demo shell
+# (haproxy: below) renders the real one — a frontend on 127.0.0.1:8080 for service web — and
+# reloads through the master socket. Then `register web web1 127.0.0.1:9001` makes
+# `curl 127.0.0.1:8080` reach whatever listens on 9001, with no reload (runtime API).
+HAP="$STATE/haproxy"
+HAPROXY_BIN="$(command -v haproxy || echo /usr/sbin/haproxy)"
+mkdir -p "$HAP"
+if port_busy 8080; then
+  echo "port 8080 is in use: the demo's HAProxy serves service web there" >&2
+  exit 1
+fi
+rm -f "$HAP/admin.sock" "$HAP/master.sock" # left by a demo that was killed
+cat >"$HAP/haproxy.cfg" <<HAPCFG
+# Bootstrap written by scripts/demo.sh; the switchyard agent replaces it at start-up.
+global
+    stats socket $HAP/admin.sock mode 600 level admin expose-fd listeners
+    server-state-file $HAP/haproxy.cfg.state
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+HAPCFG
+"$HAPROXY_BIN" -W -S "$HAP/master.sock,mode,600" -f "$HAP/haproxy.cfg" >"$HAP/haproxy.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do [ -S "$HAP/admin.sock" ] && [ -S "$HAP/master.sock" ] && break; sleep 0.1; done
+[ -S "$HAP/admin.sock" ] || { echo "HAProxy did not start; see $HAP/haproxy.log" >&2; exit 1; }
+HAPROXY_SECTION="haproxy:
+  config: $HAP/haproxy.cfg
+  adminSocket: $HAP/admin.sock
+  masterSocket: $HAP/master.sock
+  binary: $HAPROXY_BIN
+  agentId: demo"
+# -------------------------------------------------------------------------------------------
 
 cat >"$STATE/acl.yaml" <<ACL
 # Demo ACL: the local user may run everything, everyone else nothing (default deny).
@@ -57,7 +117,11 @@ services:
     hostIp: 127.0.0.1
     mode: http
     listen: 127.0.0.1:8080
+    maxReplicas: 10
+$DOCKER_SECTION
+$HAPROXY_SECTION
 CFG
 
 echo "etcd on 127.0.0.1:$ETCD_PORT (data in $STATE/etcd). You are $DEMO_USER. Logs and audit: $STATE/switchyard.log. Type 'help'; Ctrl-D quits." >&2
+echo "HAProxy serves service web on http://127.0.0.1:8080 (config and sockets in $HAP): register web web1 127.0.0.1:9001, then curl it." >&2
 node bin/switchyard.js shell --config "$STATE/switchyard.yaml" --user "$DEMO_USER" --channel dm --log "$STATE/switchyard.log"

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { runShell, shellFeed } from './adapters/shell/shell.js';
-import { createSlackClient } from './adapters/slack/client.js';
+import { EtcdConfirmationStore } from './adapters/etcd/confirmations.js';
+import { createSlackClient, feedClientSettings } from './adapters/slack/client.js';
 import { createSlackApp } from './adapters/slack/app.js';
 import { SlackFeedSink } from './adapters/slack/feed-sink.js';
 import { loadConfig, loadSecrets, resolveConfigPath } from './config/load.js';
@@ -10,17 +11,22 @@ import { DM } from './core/caller.js';
 import { isSwitchyardError, SwitchyardError } from './core/errors.js';
 import { nullFeed } from './core/feed.js';
 import { createLogger } from './core/log.js';
+import { startFeedPoster, startShellFeed } from './feed/start.js';
+import { settlingDispatcher } from './feed/tail.js';
 import { loadPlugins } from '../plugins/index.js';
+import { startOrchestrator } from './orchestrator/orchestrator.js';
 import { buildRuntime, knownCommands } from './runtime.js';
+import { agentCommand, checkTemplateFile, renderCommand } from './agent/commands.js';
 
 const USAGE = `usage: switchyard <command> [options]
 
   serve                       the Slack bot (HTTP receiver on $PORT, or Socket Mode with SLACK_APP_TOKEN)
   shell [--user ID] [--channel ID|dm] [--log FILE]
                               the same commands and ACLs from stdin, replies on stdout
-  check                       validate the config and acl.yaml (file:line errors)
-  agent                       the HAProxy agent (not available yet)
-  render --once [--dry-run]   render the HAProxy config now (not available yet)
+  check                       validate the config, acl.yaml and the HAProxy template (file:line errors)
+  agent                       the HAProxy agent alone (no Slack) until SIGINT/SIGTERM; SIGHUP re-reads the template
+  render --once [--dry-run]   render the HAProxy config from the registry now and apply it once;
+                              --dry-run prints it and whether haproxy -c accepts it, changing nothing
 
 options: --config FILE (default $SWITCHYARD_CONFIG or ./switchyard.yaml)`;
 
@@ -63,7 +69,8 @@ async function main(argv: string[]): Promise<number> {
     case 'check': {
       const config = await loadConfig(configPath, env);
       const acl = await AclStore.load(config.acl.path, { knownCommands: knownCommands(loadPlugins()) });
-      out(`${configPath}: ok\n${acl.path}: ok (${acl.ruleCount} rules)\n`);
+      const template = await checkTemplateFile(config);
+      out(`${configPath}: ok\n${acl.path}: ok (${acl.ruleCount} rules)\n${template ? `${template}\n` : ''}`);
       return 0;
     }
     case 'shell': {
@@ -75,26 +82,41 @@ async function main(argv: string[]): Promise<number> {
         level: secrets.logLevel ?? 'warn',
         ...(values.log ? { destination: pino.destination({ dest: values.log, append: true, sync: true }) } : {}),
       });
-      const runtime = await buildRuntime({ config, secrets, log, feed: shellFeed(out) });
+      const feed = shellFeed(out);
+      const runtime = await buildRuntime({ config, secrets, log, feed, agent: true });
+      // Registry changes (ours and anyone else's) are printed as [ops] lines; without etcd
+      // there is nothing to print, and the commands say so themselves.
+      const tail = await startShellFeed({ registry: runtime.registry, sink: feed, log }).catch((err: unknown) => {
+        log.warn({ err }, 'the registry feed is not shown in this shell');
+        return undefined;
+      });
       try {
         const userId = values.user ?? env.SWITCHYARD_USER ?? `local-${env.USER ?? 'user'}`;
         if (process.stdin.isTTY) process.stderr.write(`switchyard shell as ${userId}; type "help", Ctrl-D to quit\n`);
         await runShell({
-          dispatcher: runtime.router,
+          dispatcher: tail ? settlingDispatcher(runtime.router, tail) : runtime.router,
           caller: { userId, channel: values.channel ?? DM, source: 'shell' },
           input: process.stdin,
           write: out,
         });
       } finally {
+        await tail?.close();
         await runtime.close();
       }
       return 0;
     }
     case 'serve':
       return serve(configPath, env);
-    case 'agent':
-    case 'render':
-      throw new SwitchyardError('E_UNAVAILABLE', `"${command}" needs the HAProxy agent, which this build does not include yet`);
+    case 'agent': {
+      const secrets = loadSecrets(env);
+      return agentCommand(await loadConfig(configPath, env), secrets, createLogger({ ...(secrets.logLevel ? { level: secrets.logLevel } : {}) }));
+    }
+    case 'render': {
+      const secrets = loadSecrets(env);
+      const log = createLogger({ level: secrets.logLevel ?? 'warn' });
+      const io = { out, err: (s: string) => process.stderr.write(s) };
+      return renderCommand(await loadConfig(configPath, env), secrets, log, { once: values.once ?? false, dryRun: values['dry-run'] ?? false }, io);
+    }
     default:
       process.stderr.write(`switchyard: unknown command "${command}"\n${USAGE}\n`);
       return 2;
@@ -109,11 +131,15 @@ async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise<number
     throw new SwitchyardError('E_CONFIG', 'serve needs SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET in the environment');
   }
   const apiUrl = secrets.slackApiUrl;
-  const client = createSlackClient(secrets.slackBotToken, apiUrl ? { apiUrl } : {}, log);
   const feedChannel = config.slack?.feedChannel;
-  const feed = feedChannel ? new SlackFeedSink({ client, channel: feedChannel, log }) : nullFeed;
+  const feed = feedChannel
+    ? new SlackFeedSink({ client: createSlackClient(secrets.slackBotToken, feedClientSettings(apiUrl), log), channel: feedChannel, log })
+    : undefined;
   if (!feedChannel) log.warn('slack.feedChannel is not set: #ops feed events are not posted');
-  const runtime = await buildRuntime({ config, secrets, log, feed, watchAcl: true });
+  const runtime = await buildRuntime({ config, secrets, log, feed: feed ?? nullFeed, watchAcl: true, agent: true });
+  feed?.instrument(runtime.metrics);
+  // One replica at a time posts registry changes (an etcd election); all of them serve commands.
+  const poster = feed ? startFeedPoster({ registry: runtime.registry, pacer: feed.pacer, log, metrics: runtime.metrics }) : undefined;
   const slack = createSlackApp({
     dispatcher: runtime.router,
     log,
@@ -123,6 +149,7 @@ async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise<number
     ...(apiUrl ? { apiUrl } : {}),
     port: secrets.port,
     metricsRegistry: runtime.metrics.registry,
+    confirmations: new EtcdConfirmationStore(runtime.registry),
     health: async () => {
       const h = await runtime.registry.health();
       return { ok: h.ok, details: { etcd: h.endpoints } };
@@ -130,6 +157,8 @@ async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise<number
   });
   const { port } = await slack.start();
   log.info({ port, socketMode: Boolean(secrets.slackAppToken) }, 'switchyard serving');
+  // Death detection and reconcile run beside the bot whenever docker: is configured.
+  const orchestrator = runtime.orchestration ? startOrchestrator(runtime.orchestration) : undefined;
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -139,7 +168,10 @@ async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise<number
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  await orchestrator?.close();
   await slack.stop();
+  await poster?.stop();
+  await feed?.stop();
   await runtime.close();
   return 0;
 }

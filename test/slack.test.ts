@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createSlackApp, type SlackApp } from '../src/adapters/slack/app.js';
+import { createSlackClient, feedClientSettings } from '../src/adapters/slack/client.js';
 import { SlackFeedSink } from '../src/adapters/slack/feed-sink.js';
 import type { DispatchRequest, Dispatcher } from '../src/core/dispatch.js';
 import { createLogger } from '../src/core/log.js';
@@ -200,6 +201,32 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     expect(new Set(updates.map((u) => u.body.ts))).toEqual(new Set([final.body.ts]));
   });
 
+  it('shows a slash command’s progress and result by replacing its one ephemeral message', async () => {
+    dispatcher.progress = ['starting 3 containers', '1/3 up', '2/3 up', '3/3 up', 'registering'];
+    dispatcher.delayMs = 50;
+    const id = 'slash-progress';
+    await postSlashCommand(events, SECRET, { text: 'scale api 3', user_id: 'U123', channel_id: 'C0OPS', response_url: standIn.responseUrl(id) });
+    await standIn.waitFor((c) => c.kind === 'response' && c.method === id && c.body.text === 'did scale api 3', 3000);
+    const posts = standIn.responses(id);
+    // response_url takes 5 posts: at most 3 progress lines, then the result, always in place.
+    expect(posts.length).toBeLessThanOrEqual(4);
+    expect(posts.every((p) => p.body.replace_original === true && p.body.response_type === 'ephemeral')).toBe(true);
+    expect(posts.at(-1)!.body.text).toBe('did scale api 3');
+  });
+
+  it('posts a fresh reply when Slack refuses to update the progress message', async () => {
+    standIn.on('chat.update', () => ({ status: 200, body: { ok: false, error: 'message_not_found' } }));
+    try {
+      dispatcher.progress = ['working'];
+      dispatcher.delayMs = 50;
+      await postEvent(events, SECRET, { type: 'app_mention', channel: 'C0UPD', user: 'U123', text: '<@U0BOT> scale api 2', ts: newTs() });
+      await standIn.waitFor((c) => c.method === 'chat.postMessage' && c.body.channel === 'C0UPD' && c.body.text === 'did scale api 2');
+      expect(standIn.api('chat.postMessage').filter((c) => c.body.channel === 'C0UPD').map((c) => c.body.text)).toEqual(['working', 'did scale api 2']);
+    } finally {
+      standIn.on('chat.update', (c) => ({ channel: c.body.channel, ts: c.body.ts, text: c.body.text }));
+    }
+  });
+
   it('logs a failing dispatch and answers with a generic error', async () => {
     dispatcher.error = new Error('boom: etcd client exploded');
     await postEvent(events, SECRET, { type: 'message', channel_type: 'im', channel: 'D0ERR', user: 'U123', text: 'status broken', ts: newTs() });
@@ -262,34 +289,43 @@ describe('Slack adapter start-up', () => {
 });
 
 describe('SlackFeedSink', () => {
-  it('posts events in order to the feed channel and logs failures instead of dropping them silently', async () => {
+  it('posts published events to the feed channel, escaped, one a second, and keeps trying instead of dropping', async () => {
     const standIn = await startSlackStandIn();
+    const logs: string[] = [];
+    const log = createLogger({ destination: { write: (s: string) => void logs.push(s) } });
+    const feed = new SlackFeedSink({
+      client: createSlackClient('xoxb-feed', feedClientSettings(standIn.apiUrl), log),
+      channel: 'C0FEED',
+      log,
+      pacing: { minIntervalMs: 300, quietMs: 10, backoff: { minMs: 50, maxMs: 100 } },
+    });
     try {
-      const { webApi } = await import('@slack/bolt');
-      const client = new webApi.WebClient('xoxb-feed', { slackApiUrl: standIn.apiUrl, retryConfig: { retries: 1, minTimeout: 10 } });
-      const logs: string[] = [];
-      const feed = new SlackFeedSink({ client, channel: 'C0FEED', log: createLogger({ destination: { write: (s: string) => void logs.push(s) } }) });
-      feed.publish({ kind: 'scale', text: 'web: 2 → 3 by <@U123> & co' });
-      feed.publish({ kind: 'apply', text: 'haproxy reloaded' });
-      await feed.flush();
-      const posts = standIn.api('chat.postMessage');
-      expect(posts.map((p) => p.body.channel)).toEqual(['C0FEED', 'C0FEED']);
-      expect(posts[0]!.body.text).toBe('[scale] web: 2 → 3 by &lt;@U123&gt; &amp; co');
-      expect(posts[1]!.body.text).toBe('[apply] haproxy reloaded');
+      feed.publish({ kind: 'acl.reload', text: 'rules by <@U123> & co reloaded' });
+      await feed.idle();
+      const first = standIn.api('chat.postMessage');
+      expect(first.map((p) => p.body.channel)).toEqual(['C0FEED']);
+      expect(first[0]!.body.text).toBe('[acl.reload] rules by &lt;@U123&gt; &amp; co reloaded');
+      expect(first[0]!.body.unfurl_links).toBe('false'); // form-encoded
 
-      // A 429 is waited out (Retry-After) and the post retried by the Web API client.
+      // A 429 is the pacer's to wait out (Retry-After), not the client's: one call, one retry.
       standIn.rateLimit('chat.postMessage', 1);
-      feed.publish({ kind: 'scale', text: 'after the rate limit' });
-      await feed.flush();
-      const limited = standIn.api('chat.postMessage').slice(2);
-      expect(limited.map((c) => c.body.text)).toEqual(['[scale] after the rate limit', '[scale] after the rate limit']);
-      expect(limited[1]!.at - limited[0]!.at).toBeGreaterThanOrEqual(900);
+      feed.publish({ kind: 'acl.reload', text: 'after the rate limit' });
+      await feed.idle();
+      const limited = standIn.api('chat.postMessage').slice(1);
+      expect(limited.map((c) => c.body.text)).toEqual(['[acl.reload] after the rate limit', '[acl.reload] after the rate limit']);
+      expect(limited[1]!.at - limited[0]!.at).toBeGreaterThanOrEqual(1000 - 20);
 
-      standIn.on('chat.postMessage', () => ({ status: 200, body: { ok: false, error: 'not_in_channel' } }));
+      // Refused for a reason that will not pass by itself: logged with its text, retried.
+      let refusals = 2;
+      standIn.on('chat.postMessage', (c) =>
+        refusals-- > 0 ? { status: 200, body: { ok: false, error: 'not_in_channel' } } : { channel: c.body.channel, ts: newTs() },
+      );
       feed.publish({ kind: 'drain', text: 'web-1 drained' });
-      await feed.flush();
-      expect(logs.some((l) => l.includes('feed event not delivered') && l.includes('web-1 drained'))).toBe(true);
+      await feed.idle();
+      expect(logs.filter((l) => l.includes('feed message not posted; will retry') && l.includes('web-1 drained'))).toHaveLength(2);
+      expect(standIn.api('chat.postMessage').at(-1)!.body.text).toBe('[drain] web-1 drained');
     } finally {
+      await feed.stop();
       await standIn.close();
     }
   });

@@ -10,6 +10,19 @@ const durationMs = z.string().transform((s, ctx) => {
   return ms;
 });
 
+/** "9001" or "9001-9010": host ports a service's containers are published on. */
+const portRange = z
+  .string()
+  .regex(/^\d{1,5}(-\d{1,5})?$/, 'must be a port or a range like 9001-9010')
+  .transform((s, ctx) => {
+    const [lo, hi = lo] = s.split('-').map(Number) as [number, number?];
+    if (lo < 1 || hi > 65535 || lo > hi) {
+      ctx.addIssue({ code: 'custom', message: `"${s}" is not a port range within 1-65535 (low-high)` });
+      return z.NEVER;
+    }
+    return { from: lo, to: hi };
+  });
+
 const channelId = z.string().regex(/^[CG][A-Z0-9]{2,}$/, 'must be a Slack channel ID (C… or G…), not a name');
 
 const serviceConfig = z
@@ -26,6 +39,8 @@ const serviceConfig = z
     listen: address.optional(),
     maxReplicas: z.number().int().min(0).max(1000).default(20),
     restart: z.enum(['no', 'always']).default('no'),
+    /** Host ports to publish on, e.g. "9001-9010" (default: any free port Docker picks). */
+    hostPorts: portRange.optional(),
   })
   .strict();
 
@@ -60,7 +75,22 @@ export const configSchema = z
       })
       .strict()
       .optional(),
-    docker: z.object({ host: z.string().optional() }).strict().optional(),
+    docker: z
+      .object({
+        host: z.string().optional(),
+        // Orchestration settings (scale, death detection, reconcile); defaults live in
+        // src/orchestrator/settings.ts so a `docker:` made from DOCKER_HOST alone is complete.
+        /** Value of the switchyard.owner label; default derived from registry.switchyardPrefix. */
+        owner: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/, 'must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$').optional(),
+        reconcileInterval: durationMs.optional(),
+        startTimeout: durationMs.optional(),
+        stopGrace: durationMs.optional(),
+        drainTimeout: durationMs.optional(),
+        lockTtl: durationMs.optional(),
+        lockWait: durationMs.optional(),
+      })
+      .strict()
+      .optional(),
     services: z
       .record(z.string().regex(NAME_RE, 'service names must match ^[a-z0-9][a-z0-9_.-]{0,62}$'), serviceConfig)
       .default({}),

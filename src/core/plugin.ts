@@ -5,12 +5,27 @@ import type { FeedSink } from './feed.js';
 import type { Registry } from './registry.js';
 import type { Reply } from './reply.js';
 import type { Config } from '../config/schema.js';
+import type { ContainerEngine } from '../adapters/docker/types.js';
+import type { ServiceLocks, SessionCounter } from '../orchestrator/ports.js';
+import type { HaproxyControl } from '../agent/control.js';
+import type { AgentReports } from '../agent/reports.js';
 
 /** Everything a handler may touch. Adapters are injected so tests can swap them. */
 export interface Services {
   registry: Registry;
   feed: FeedSink;
   config: Config;
+  /** The Docker engine, when `docker:` is configured (scale, container columns in status). */
+  containers?: ContainerEngine;
+  /** Per-service locks (etcd) serialising scale and drain. */
+  locks?: ServiceLocks;
+  /** Current sessions per instance (HAProxy), for scale-down to wait on; without it a grace is waited. */
+  sessions?: SessionCounter;
+  // HAProxy (issue 3):
+  /** This process's own HAProxy agent, when `haproxy:` is configured (render, drain sessions, status). */
+  haproxy?: HaproxyControl;
+  /** Every agent's last apply result (`<switchyardPrefix>/agents/*`), for status. */
+  agents?: AgentReports;
 }
 
 export interface CommandContext {

@@ -47,9 +47,10 @@ export interface DesiredRecord {
   at: string;
 }
 
+/** `prevLease`: the lease the key was bound to before this change (a lease expiry deletes such keys). */
 export type RegistryEvent =
-  | { type: 'put'; key: string; value: string; revision: string; lease?: string; prevValue?: string }
-  | { type: 'delete'; key: string; revision: string; prevValue?: string };
+  | { type: 'put'; key: string; value: string; revision: string; lease?: string; prevValue?: string; prevLease?: string }
+  | { type: 'delete'; key: string; revision: string; prevValue?: string; prevLease?: string };
 
 export interface WatchHandlers {
   /** Changes in revision order. */

@@ -6,6 +6,7 @@ import { logAudit, type AuditResult, type AuditSink } from './audit.js';
 import type { Caller } from './caller.js';
 import type { Dispatcher, DispatchRequest } from './dispatch.js';
 import { SwitchyardError, type ErrorCode } from './errors.js';
+import { withCause } from './feed.js';
 import type { Metrics } from './metrics.js';
 import type { CommandContext, CommandDef, Plugin, Services } from './plugin.js';
 import type { Reply } from './reply.js';
@@ -92,7 +93,9 @@ export class Router implements Dispatcher {
           });
         }
       }
-      const reply = await cmd.handler(ctx, bound.args);
+      // Registry writes made by the handler carry who ran which command (for the #ops feed).
+      const cause = { by: caller.userId, command: cmd.name, requestId, source: caller.source };
+      const reply = await withCause(cause, () => cmd.handler(ctx, bound.args));
       result = reply.ok ? 'ok' : 'error';
       code = reply.code;
       return reply;

@@ -332,3 +332,40 @@ function parseJson(s: string): unknown {
     return undefined;
   }
 }
+
+export interface ActionFields {
+  userId: string;
+  actionId: string;
+  value: string;
+  responseUrl: string;
+  channelId?: string;
+  messageTs?: string;
+}
+
+/** POST a Block Kit button press (block_actions) to `url`, signed like Slack's interactivity requests. */
+export async function postAction(url: string, secret: string, f: ActionFields, opts: SignOptions = {}): Promise<PostResult> {
+  const channel = f.channelId ?? 'C0OPS';
+  const payload = {
+    type: 'block_actions',
+    user: { id: f.userId, username: 'display-name-not-an-id', team_id: 'T0TEAM' },
+    api_app_id: 'A0APP',
+    token: 'legacy-verification-token',
+    container: { type: 'message', message_ts: f.messageTs ?? newTs(), channel_id: channel, is_ephemeral: true },
+    trigger_id: `${Date.now()}.${randomUUID()}`,
+    team: { id: 'T0TEAM', domain: 'example' },
+    channel: { id: channel, name: 'ops' },
+    response_url: f.responseUrl,
+    actions: [
+      {
+        action_id: f.actionId,
+        block_id: 'switchyard_confirmation',
+        value: f.value,
+        type: 'button',
+        text: { type: 'plain_text', text: 'Confirm' },
+        action_ts: String(Date.now() / 1000),
+      },
+    ],
+  };
+  const form = new URLSearchParams({ payload: JSON.stringify(payload) });
+  return post(url, form.toString(), 'application/x-www-form-urlencoded', secret, opts);
+}

@@ -58,6 +58,35 @@ export class KeyLayout {
     return `${this.switchyard}/locks/${service}`;
   }
 
+  /** The feed's own keys (attribution, position, poster election); the feed reports none of them. */
+  feedDir(): string {
+    return `${this.switchyard}/feed/`;
+  }
+
+  /** Who/what caused a write: put in the same transaction as the write it explains. */
+  causeKey(): string {
+    return `${this.switchyard}/feed/cause`;
+  }
+
+  /** The revision up to which the #ops feed has posted. */
+  feedPositionKey(): string {
+    return `${this.switchyard}/feed/position`;
+  }
+
+  /** Namespace of the feed poster election (etcd3 adds `election/<name>/<lease>`). */
+  feedElectionDir(): string {
+    return `${this.switchyard}/feed/`;
+  }
+
+  confirmDir(): string {
+    return `${this.switchyard}/confirm/`;
+  }
+
+  /** A pending Slack confirmation, on a lease that ends with it. */
+  confirmKey(id: string): string {
+    return `${this.switchyard}/confirm/${id}`;
+  }
+
   /** `/services/web/a` → {service, instance}; a string says why the key does not fit. */
   parseServiceKey(key: string): InstanceRef | string {
     return parseInstanceKey(this.servicesDir(), key);

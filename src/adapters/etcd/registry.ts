@@ -15,6 +15,7 @@ import type {
   WatchHandle,
   WatchHandlers,
 } from '../../core/registry.js';
+import { causeOp } from './attribution.js';
 import { createEtcdClient, resolveEtcdSettings, type EtcdClientOptions, type EtcdSettings } from './client.js';
 import {
   buildListing,
@@ -32,7 +33,7 @@ import { toRegistryError } from './errors.js';
 import { endpointHealth } from './health.js';
 import { KeyLayout } from './keys.js';
 import { deleteOp, putOp, rangeOp, unchanged } from './ops.js';
-import { directoryScope, ResumableWatch } from './watch.js';
+import { directoryScope, ResumableWatch, type WatchScope } from './watch.js';
 
 export interface EtcdRegistryOptions {
   log?: Logger;
@@ -94,6 +95,11 @@ export class EtcdRegistry implements Registry {
     this.now = opts.now ?? (() => new Date());
   }
 
+  /** The configured endpoints, for error messages of adapters built on `client`. */
+  get endpoints(): readonly string[] {
+    return this.settings.endpoints;
+  }
+
   async register(service: string, instance: string, address: string, opts: RegisterOptions): Promise<{ created: boolean }> {
     checkName('service', service);
     checkName('instance', instance);
@@ -129,6 +135,8 @@ export class EtcdRegistry implements Registry {
           at: this.now().toISOString(),
         };
         const ok = await this.txn(action, [unchanged(svcKey, svcKv), unchanged(stKey, stKv)], [
+          // On the instance's lease: a registration that expires leaves no attribution behind.
+          causeOp(this.layout, opts.by, this.now(), lease),
           putOp(svcKey, address, lease),
           putOp(stKey, encodeState(record), lease),
         ]);
@@ -147,7 +155,11 @@ export class EtcdRegistry implements Registry {
     const res = await this.call(`deregistering ${service}/${instance}`, () =>
       this.client.kv.txn({
         compare: [],
-        success: [deleteOp(this.layout.serviceKey(service, instance)), deleteOp(this.layout.stateKey(service, instance))],
+        success: [
+          causeOp(this.layout, 'switchyard', this.now()),
+          deleteOp(this.layout.serviceKey(service, instance)),
+          deleteOp(this.layout.stateKey(service, instance)),
+        ],
         failure: [],
       }),
     );
@@ -206,6 +218,7 @@ export class EtcdRegistry implements Registry {
       };
       // The state key shares the instance's lease so the two disappear together.
       const ok = await this.txn(action, [unchanged(svcKey, svcKv), unchanged(stKey, stKv)], [
+        causeOp(this.layout, by, this.now(), leaseOf(svcKv)),
         putOp(stKey, encodeState(record), leaseOf(svcKv)),
       ]);
       if (ok) return;
@@ -229,8 +242,9 @@ export class EtcdRegistry implements Registry {
       badArgs(`replicas must be a whole number 0-${MAX_REPLICAS}, got ${replicas}`);
     }
     checkBy(by);
-    const value = encodeDesired({ replicas, by, at: this.now().toISOString() });
-    await this.call(`setting the desired replicas of ${service}`, () => this.client.put(this.layout.desiredKey(service)).value(value).exec());
+    const now = this.now();
+    const value = encodeDesired({ replicas, by, at: now.toISOString() });
+    await this.txn(`setting the desired replicas of ${service}`, [], [causeOp(this.layout, by, now), putOp(this.layout.desiredKey(service), value)]);
   }
 
   /**
@@ -242,14 +256,36 @@ export class EtcdRegistry implements Registry {
    * onEvents/onResync is the one to resume from.
    */
   async watch(prefix: string, handlers: WatchHandlers, fromRevision?: string): Promise<WatchHandle> {
+    // The feed's bookkeeping (attribution, position, election) is nobody else's news: an
+    // agent watching '' should not wake up every time the feed saves its position.
+    const scope =
+      prefix === ''
+        ? directoryScope(this.registryDirs(), { except: [this.layout.feedDir()] })
+        : directoryScope([prefix.endsWith('/') ? prefix : `${prefix}/`]);
+    return this.startWatch(scope, handlers, fromRevision);
+  }
+
+  /**
+   * watch('') plus the attribution key written with every change (see attribution.ts), in
+   * the same batches: what the #ops feed needs to say who and why.
+   */
+  async watchAttributed(handlers: WatchHandlers, fromRevision?: string): Promise<WatchHandle> {
+    const scope = directoryScope(this.registryDirs(), { except: [this.layout.feedDir()], alsoKeys: [this.layout.causeKey()] });
+    return this.startWatch(scope, handlers, fromRevision);
+  }
+
+  private registryDirs(): string[] {
+    return [this.layout.servicesDir(), `${this.layout.switchyard}/`];
+  }
+
+  private async startWatch(scope: WatchScope, handlers: WatchHandlers, fromRevision: string | undefined): Promise<WatchHandle> {
     if (fromRevision !== undefined && !/^[1-9]\d{0,18}$/.test(fromRevision)) {
       badArgs(`fromRevision must be a positive revision number, got ${JSON.stringify(fromRevision)}`);
     }
     if (this.closed) throw new SwitchyardError('E_UNAVAILABLE', 'the registry is closed');
-    const dirs = prefix === '' ? [this.layout.servicesDir(), `${this.layout.switchyard}/`] : [prefix.endsWith('/') ? prefix : `${prefix}/`];
     const watch = new ResumableWatch({
       client: this.client,
-      scope: directoryScope(dirs),
+      scope,
       handlers,
       endpoints: this.settings.endpoints,
       log: this.log,

@@ -33,9 +33,12 @@ export interface WatchScope {
 /**
  * Directories (each ending in "/") watched through ONE etcd range spanning them all, so
  * that a transaction touching two of them arrives as one batch in revision order; keys
- * in between that belong to none are filtered out here.
+ * in between that belong to none are filtered out here, and so are keys under `except`
+ * (subdirectories) unless listed in `alsoKeys`. `alsoKeys` must lie within the range.
  */
-export function directoryScope(dirs: string[]): WatchScope {
+export function directoryScope(dirs: string[], opts: { except?: string[]; alsoKeys?: string[] } = {}): WatchScope {
+  const except = opts.except ?? [];
+  const also = new Set(opts.alsoKeys ?? []);
   const starts = dirs.map((d) => Buffer.from(d)).sort(Buffer.compare);
   const ends = dirs.map(prefixEnd);
   // prefixEnd returns a single 0 byte for "to the end of the keyspace", which sorts first.
@@ -43,7 +46,7 @@ export function directoryScope(dirs: string[]): WatchScope {
   const end = open ?? ends.sort(Buffer.compare)[ends.length - 1]!;
   return {
     range: new Range(starts[0]!, end),
-    accept: (key) => dirs.some((d) => key.startsWith(d)),
+    accept: (key) => also.has(key) || (dirs.some((d) => key.startsWith(d)) && !except.some((d) => key.startsWith(d))),
     describe: dirs.join(' and '),
   };
 }
@@ -266,7 +269,8 @@ export class ResumableWatch implements WatchHandle {
 function toRegistryEvent(ev: IEvent): RegistryEvent {
   const key = ev.kv.key.toString();
   const revision = ev.kv.mod_revision;
-  const prev = ev.prev_kv ? { prevValue: ev.prev_kv.value.toString() } : {};
+  const prevLease = ev.prev_kv ? leaseOf(ev.prev_kv) : undefined;
+  const prev = ev.prev_kv ? { prevValue: ev.prev_kv.value.toString(), ...(prevLease ? { prevLease } : {}) } : {};
   if (ev.type === 'Delete') return { type: 'delete', key, revision, ...prev };
   const lease = leaseOf(ev.kv);
   return { type: 'put', key, value: ev.kv.value.toString(), revision, ...(lease ? { lease } : {}), ...prev };

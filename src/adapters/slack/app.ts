@@ -8,6 +8,7 @@ import type { Dispatcher } from '../../core/dispatch.js';
 import type { Logger } from '../../core/log.js';
 import { boltLogger } from './bolt-logger.js';
 import { slackClientOptions, type RetryOptions, type WebClient } from './client.js';
+import { SlackConfirmations, type ConfirmationStore } from './confirm.js';
 import { MemoryDeduper, type EventDeduper } from './dedupe.js';
 import { slashChannelResolver } from './dm.js';
 import { escapeMrkdwn } from './mrkdwn.js';
@@ -35,6 +36,13 @@ export interface SlackAppOptions {
   /** Default '/ops'. */
   slashCommand?: string;
   retryConfig?: RetryOptions;
+  /**
+   * Pending confirmations (etcd, shared by replicas): destructive commands then ask with
+   * buttons instead of refusing; without it, --yes is the only way.
+   */
+  confirmations?: ConfirmationStore;
+  /** How long the buttons stay valid. Default 2 minutes. */
+  confirmTtlMs?: number;
 }
 
 export interface SlackApp {
@@ -108,6 +116,17 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
     return p;
   };
   const resolveSlashChannel = slashChannelResolver(app.client, log);
+  const confirmations = opts.confirmations
+    ? new SlackConfirmations({
+        store: opts.confirmations,
+        dispatcher: opts.dispatcher,
+        log,
+        metricsRegistry: opts.metricsRegistry,
+        ...(opts.confirmTtlMs !== undefined ? { ttlMs: opts.confirmTtlMs } : {}),
+      })
+    : undefined;
+  confirmations?.register(app, track);
+  const confirm = confirmations?.request;
 
   app.command(opts.slashCommand ?? '/ops', async ({ command, ack, respond }) => {
     const text = commandFromSlash(command.text);
@@ -124,7 +143,7 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
       source: 'slack',
     };
     const reply = new ProgressReply(respondSurface(respond), reqLog, SLASH_PROGRESS_POSTS);
-    await track(runCommand({ dispatcher: opts.dispatcher, text, caller, requestId, reply, log: reqLog }));
+    await track(runCommand({ dispatcher: opts.dispatcher, text, caller, requestId, reply, log: reqLog, ...(confirm ? { confirm } : {}) }));
   });
 
   // DMs with the bot and @mentions in channels share one path; messageCommand() drops bot
@@ -141,7 +160,7 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
     const caller: Caller = { userId: cmd.userId, channel: mention ? cmd.channel : DM, source: 'slack' };
     const threadTs = mention ? (cmd.threadTs ?? cmd.ts) : cmd.threadTs;
     const reply = new ProgressReply(chatSurface(client, cmd.channel, threadTs, reqLog), reqLog);
-    await track(runCommand({ dispatcher: opts.dispatcher, text: cmd.text, caller, requestId, reply, log: reqLog }));
+    await track(runCommand({ dispatcher: opts.dispatcher, text: cmd.text, caller, requestId, reply, log: reqLog, ...(confirm ? { confirm } : {}) }));
   };
   app.event('message', onMessage);
   app.event('app_mention', onMessage);

@@ -19,12 +19,23 @@ export interface SlackClientSettings {
    * Slack is unreachable; five tries in about five minutes is the default here.
    */
   retryConfig?: RetryOptions;
+  /** Throw on HTTP 429 instead of sleeping out Retry-After inside the client. */
+  rejectRateLimitedCalls?: boolean;
+}
+
+/**
+ * For the #ops feed: the feed's pacer owns timing (one post a second, Retry-After, backoff
+ * that never gives up), so the client must neither retry nor sleep on its own.
+ */
+export function feedClientSettings(apiUrl?: string): SlackClientSettings {
+  return { ...(apiUrl ? { apiUrl } : {}), retryConfig: { retries: 0 }, rejectRateLimitedCalls: true };
 }
 
 export function slackClientOptions(settings: SlackClientSettings, log: Logger): webApi.WebClientOptions {
   return {
     ...(settings.apiUrl ? { slackApiUrl: withTrailingSlash(settings.apiUrl) } : {}),
     retryConfig: settings.retryConfig ?? webApi.retryPolicies.fiveRetriesInFiveMinutes,
+    ...(settings.rejectRateLimitedCalls ? { rejectRateLimitedCalls: true } : {}),
     // A hung connection must not hold a reply forever; a retry follows the timeout.
     timeout: 15_000,
     logger: boltLogger(log),

@@ -47,7 +47,7 @@ export function renderFeedEvent(event: FeedEvent): SlackMessage {
  * that says what was left out — a silently shortened status listing would be misread
  * as the whole truth.
  */
-class BlockBudget {
+export class BlockBudget {
   private readonly blocks: Block[] = [];
   droppedRows = 0;
   droppedLines = 0;
@@ -79,7 +79,7 @@ class BlockBudget {
   }
 }
 
-function section(text: string): Block {
+export function section(text: string): Block {
   return { type: 'section', text: { type: 'mrkdwn', text } };
 }
 
@@ -119,7 +119,7 @@ function truncateEscaped(raw: string, max: number): string {
 }
 
 /** Pack escaped lines into chunks of at most `max` chars; a longer line is cut, not dropped. */
-function chunkLines(lines: string[], max: number): { text: string; lines: number }[] {
+export function chunkLines(lines: string[], max: number): { text: string; lines: number }[] {
   const chunks: { text: string; lines: number }[] = [];
   let cur: string[] = [];
   let len = 0;
@@ -150,7 +150,7 @@ function cutEscaped(s: string, max: number): string {
  * The top-level `text`: the shell's plain rendering, escaped (Slack parses it as mrkdwn, so
  * an unescaped "<!channel>" in an error message would ping a channel), cut at a line break.
  */
-function fallbackText(plain: string): string {
+export function fallbackText(plain: string): string {
   const lines = escapeMrkdwn(plain).split('\n');
   const kept: string[] = [];
   let len = 0;

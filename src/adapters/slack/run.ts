@@ -14,6 +14,11 @@ export interface RunOptions {
   reply: ProgressReply;
   /** Already carries requestId, user and command. */
   log: Logger;
+  /**
+   * Turns a refusal for want of confirmation (E_CONFIRM_REQUIRED) into buttons; undefined
+   * from it, or no hook, shows the refusal (which mentions --yes).
+   */
+  confirm?: (p: { text: string; caller: Caller; reply: Reply; log: Logger }) => Promise<SlackMessage | undefined>;
 }
 
 /**
@@ -27,7 +32,8 @@ export async function runCommand(o: RunOptions): Promise<void> {
   try {
     const reply = await o.dispatcher.dispatch({ text: o.text, caller: o.caller, requestId: o.requestId, onProgress: o.reply.progress });
     o.log.info({ ok: reply.ok, code: reply.code, ms: Date.now() - started }, 'command finished');
-    msg = renderReply(reply);
+    const buttons = reply.code === 'E_CONFIRM_REQUIRED' && o.confirm ? await o.confirm({ text: o.text, caller: o.caller, reply, log: o.log }) : undefined;
+    msg = buttons ?? renderReply(reply);
   } catch (err) {
     o.log.error({ err, ms: Date.now() - started }, 'command failed in dispatch');
     msg = renderReply(errorReply(err, o.requestId));

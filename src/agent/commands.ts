@@ -1,0 +1,129 @@
+/**
+ * The agent's command-line entry points: `switchyard agent`, `switchyard render --once
+ * [--dry-run]` and the template part of `switchyard check`. The CLI only parses and
+ * dispatches; what each one does lives here.
+ */
+import { readFile } from 'node:fs/promises';
+import { createEtcdRegistry, type EtcdRegistry } from '../adapters/etcd/registry.js';
+import type { ApplyResult } from '../adapters/haproxy/apply.js';
+import { checkTemplate, DEFAULT_TEMPLATE_PATH, loadTemplate } from '../adapters/haproxy/template.js';
+import type { Secrets } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { SwitchyardError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { defaultAgentId, HaproxyAgent } from './agent.js';
+import { checkText } from './control.js';
+import { renderCandidate } from './candidate.js';
+import { formatApplyResult } from './format.js';
+import { startLocalAgent } from './local.js';
+import { MemoryAgentStatusStore } from './status-store.js';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** How long `render --once` waits for its one apply (a reload takes well under a second). */
+const ONCE_TIMEOUT_MS = 60_000;
+
+function haproxyOf(config: Config): NonNullable<Config['haproxy']> {
+  if (!config.haproxy) throw new SwitchyardError('E_CONFIG', 'no haproxy: section in the config: there is no HAProxy to render for');
+  return config.haproxy;
+}
+
+async function withRegistry<T>(config: Config, secrets: Pick<Secrets, 'etcdPassword'>, log: Logger, fn: (r: EtcdRegistry) => Promise<T>): Promise<T> {
+  const registry = createEtcdRegistry(config, {
+    ...(secrets.etcdPassword !== undefined ? { password: secrets.etcdPassword } : {}),
+    log: log.child({ component: 'etcd' }),
+  });
+  try {
+    return await fn(registry);
+  } finally {
+    await registry.close();
+  }
+}
+
+/** `switchyard agent`: the agent alone until SIGINT/SIGTERM; SIGHUP re-reads the template. */
+export async function agentCommand(config: Config, secrets: Pick<Secrets, 'etcdPassword'>, log: Logger): Promise<number> {
+  haproxyOf(config);
+  return withRegistry(config, secrets, log, async (registry) => {
+    const local = await startLocalAgent(config, registry, log);
+    const onHup = () => {
+      log.info('SIGHUP: re-reading the HAProxy template');
+      local.agent?.refreshTemplate().catch((err: unknown) => log.error({ err }, 'template not reloaded; the agent keeps the one it has'));
+    };
+    process.on('SIGHUP', onHup);
+    const signal = await new Promise<string>((resolve) => {
+      process.once('SIGINT', () => resolve('SIGINT'));
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+    });
+    log.info({ signal }, 'stopping the agent');
+    process.off('SIGHUP', onHup);
+    await local.stop();
+    return 0;
+  });
+}
+
+/**
+ * `switchyard render --once [--dry-run]` (confd -onetime). Dry run: print the config the
+ * registry would produce and whether `haproxy -c` accepts it, touching nothing. Otherwise
+ * one apply by a short-lived agent (validated reload, or runtime API if that is enough).
+ */
+export async function renderCommand(config: Config, secrets: Pick<Secrets, 'etcdPassword'>, log: Logger, opts: { once: boolean; dryRun: boolean }, io: Io): Promise<number> {
+  const h = haproxyOf(config);
+  if (!opts.once) {
+    throw new SwitchyardError('E_BAD_ARGS', 'render needs --once: it renders one time and exits (the watching agent is `switchyard agent`)');
+  }
+  return withRegistry(config, secrets, log, (registry) => (opts.dryRun ? dryRun(config, h, registry, log, io) : applyOnce(config, h, registry, log, io)));
+}
+
+async function dryRun(config: Config, h: NonNullable<Config['haproxy']>, registry: EtcdRegistry, log: Logger, io: Io): Promise<number> {
+  const agentConfig = { haproxy: h, services: config.services, registry: config.registry };
+  const [listing, template] = await Promise.all([registry.list(), loadTemplate(h.template)]);
+  const candidate = renderCandidate(agentConfig, listing, template, { agentId: h.agentId ?? defaultAgentId(), log });
+  io.out(candidate.rendered);
+  for (const p of candidate.model.problems) io.err(`skipped ${p.key}: ${p.problem}\n`);
+  const check = await checkText(h.binary, candidate.rendered, h.config);
+  if (check.ok) {
+    io.err(`haproxy -c: valid (dry run: ${h.config} was not touched)\n`);
+    return 0;
+  }
+  io.err(`haproxy -c rejected it (dry run: ${h.config} was not touched):\n${check.lines.map((l) => `  ${l}\n`).join('')}`);
+  return 1;
+}
+
+async function applyOnce(config: Config, h: NonNullable<Config['haproxy']>, registry: EtcdRegistry, log: Logger, io: Io): Promise<number> {
+  // Results stay in memory: a one-off run must not replace a running agent's status key.
+  const agent = new HaproxyAgent({ config: { haproxy: h, services: config.services, registry: config.registry }, registry, status: new MemoryAgentStatusStore(), log });
+  let timer: NodeJS.Timeout | undefined;
+  const first = new Promise<ApplyResult>((resolve, reject) => {
+    agent.onApply(resolve);
+    timer = setTimeout(() => reject(new SwitchyardError('E_TIMEOUT', `no apply result within ${ONCE_TIMEOUT_MS / 1000}s`)), ONCE_TIMEOUT_MS);
+  });
+  first.catch(() => undefined); // observed below; a start failure must not leave it unhandled
+  try {
+    await agent.start();
+    const r = await first;
+    io.out(`${formatApplyResult(r)}\n`);
+    if (!r.ok) io.err((r.error ?? []).map((l) => `  ${l}\n`).join(''));
+    return r.ok ? 0 : 1;
+  } finally {
+    clearTimeout(timer);
+    await agent.stop();
+  }
+}
+
+/** `switchyard check`: the HAProxy template compiles and renders; "" when there is no haproxy: section. */
+export async function checkTemplateFile(config: Config): Promise<string> {
+  if (!config.haproxy) return '';
+  const path = config.haproxy.template ?? DEFAULT_TEMPLATE_PATH;
+  let source: string;
+  try {
+    source = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new SwitchyardError('E_CONFIG', `cannot read the HAProxy template ${path} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`, { cause: err });
+  }
+  const problems = checkTemplate(source, path);
+  if (problems.length > 0) throw new SwitchyardError('E_CONFIG', `the HAProxy template ${path} is invalid`, { details: problems });
+  return `${path}: ok`;
+}

@@ -1,0 +1,24 @@
+import type { ContainerEngine } from '../adapters/docker/types.js';
+import type { Config } from '../config/schema.js';
+import type { FeedSink } from '../core/feed.js';
+import type { Logger } from '../core/log.js';
+import type { Registry } from '../core/registry.js';
+import type { ServiceLocks, SessionCounter } from './ports.js';
+import type { OrchestratorSettings } from './settings.js';
+
+/** What the scaler, the death watcher and the reconciler work with. */
+export interface OrchestratorDeps {
+  registry: Registry;
+  engine: ContainerEngine;
+  locks: ServiceLocks;
+  feed: FeedSink;
+  config: Config;
+  settings: OrchestratorSettings;
+  sessions?: SessionCounter;
+  log: Logger;
+}
+
+/** Reports progress to whoever asked (a command's message); background work passes a no-op. */
+export type Progress = (text: string) => void;
+
+export const noProgress: Progress = () => {};

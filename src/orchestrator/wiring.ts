@@ -1,0 +1,31 @@
+import { createDockerEngine } from '../adapters/docker/engine.js';
+import { resolveDockerHost } from '../adapters/docker/host.js';
+import type { EtcdRegistry } from '../adapters/etcd/registry.js';
+import { HaproxyRuntime } from '../adapters/haproxy/runtime.js';
+import type { Config } from '../config/schema.js';
+import type { FeedSink } from '../core/feed.js';
+import type { Logger } from '../core/log.js';
+import type { OrchestratorDeps } from './deps.js';
+import { HaproxySessionCounter } from './haproxy-sessions.js';
+import { EtcdServiceLocks } from './lock.js';
+import { orchestratorSettings } from './settings.js';
+
+/**
+ * The orchestrator's adapters for a config with `docker:` (the composition root calls this;
+ * nothing connects until first used, so a Docker engine that is down does not stop start-up).
+ */
+export function buildOrchestration(opts: { config: Config; registry: EtcdRegistry; feed: FeedSink; log: Logger }): OrchestratorDeps {
+  const { config, registry, feed } = opts;
+  const log = opts.log.child({ component: 'orchestrator' });
+  const settings = orchestratorSettings(config);
+  const engine = createDockerEngine({ host: resolveDockerHost(config.docker?.host), log: opts.log.child({ component: 'docker' }) });
+  const locks = new EtcdServiceLocks(registry.client, {
+    keyOf: (service) => registry.layout.lockKey(service),
+    ttlMs: settings.lockTtlMs,
+    endpoints: config.etcd.endpoints,
+    log,
+  });
+  // With an HAProxy on this host (haproxy:), scale-down waits for its sessions to reach 0.
+  const sessions = config.haproxy ? new HaproxySessionCounter(new HaproxyRuntime(config.haproxy.adminSocket, { timeoutMs: 2000 })) : undefined;
+  return { registry, engine, locks, feed, config, settings, log, ...(sessions ? { sessions } : {}) };
+}

@@ -1,0 +1,139 @@
+/**
+ * The agent's command-line entry points as processes: `switchyard agent` converges a
+ * registration into HAProxy and withdraws its status key on SIGTERM; `render --once
+ * --dry-run` prints and changes nothing; `render --once` applies; `check` reports the
+ * template's file:line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EtcdRegistry } from '../src/adapters/etcd/registry.js';
+import { sharedEtcdEndpoint, uniquePrefix, wipe } from './helpers/etcd.js';
+import { freePort, httpGet, registryAt, startHaproxy, startHttpBackend, waitFor, whoAnswers, type HttpBackend, type TestHaproxy } from './helpers/haproxy.js';
+
+const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function start(args: string[]): { child: ChildProcess; done: Promise<Run> } {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<Run>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+const run = (args: string[]) => start(args).done;
+
+describe('switchyard agent / render / check (processes, real etcd + haproxy)', () => {
+  let dir: string;
+  let configPath: string;
+  let hap: TestHaproxy;
+  let raw: Etcd3;
+  let registry: EtcdRegistry;
+  let prefix: string;
+  let url: string;
+  let w1: HttpBackend;
+  let w2: HttpBackend;
+  let agent: ChildProcess | undefined;
+
+  const agentKey = () => raw.get(`${prefix}/switchyard/agents/cli-1`).string();
+
+  beforeAll(async () => {
+    const endpoint = sharedEtcdEndpoint();
+    prefix = uniquePrefix('cli');
+    raw = new Etcd3({ hosts: endpoint });
+    registry = registryAt(endpoint, prefix);
+    [hap, w1, w2] = await Promise.all([startHaproxy(), startHttpBackend('web-1'), startHttpBackend('web-2')]);
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/`;
+    dir = await mkdtemp(join(tmpdir(), 'switchyard-cli-agent-'));
+    await writeFile(join(dir, 'acl.yaml'), 'rules:\n  - allow: [help]\n    users: ["*"]\n');
+    const config = (template?: string) =>
+      [
+        `etcd: { endpoints: [${endpoint}] }`,
+        `registry: { prefix: ${prefix}/services, switchyardPrefix: ${prefix}/switchyard }`,
+        'acl: { path: ./acl.yaml }',
+        'haproxy:',
+        `  config: ${hap.config}`,
+        `  adminSocket: ${hap.adminSocket}`,
+        `  masterSocket: ${hap.masterSocket}`,
+        `  binary: ${hap.binary}`,
+        '  agentId: cli-1',
+        ...(template ? [`  template: ${template}`] : []),
+        'services:',
+        `  web: { image: test, port: 80, listen: 127.0.0.1:${port} }`,
+        '',
+      ].join('\n');
+    configPath = join(dir, 'switchyard.yaml');
+    await writeFile(configPath, config());
+    await writeFile(join(dir, 'broken.yaml'), config('./broken.hbs'));
+    await writeFile(join(dir, 'broken.hbs'), 'global\n{{#each services}}\n  backend {{name}\n{{/each}}\n');
+  });
+
+  afterAll(async () => {
+    if (agent && agent.exitCode === null) agent.kill('SIGKILL');
+    await registry?.close();
+    await hap?.dispose();
+    await Promise.all([w1?.close(), w2?.close()]);
+    if (raw) {
+      await wipe(raw, `${prefix}/`);
+      raw.close();
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('`switchyard agent` converges a registration into HAProxy and withdraws its status on SIGTERM', async () => {
+    const proc = start(['agent', '--config', configPath]);
+    agent = proc.child;
+    await registry.register('web', 'web-1', w1.address, { by: 'U1' });
+    await waitFor('web-1 routed through the agent process', async () => (await httpGet(url).catch(() => undefined))?.body === 'web-1', 20_000, 50);
+    const status = JSON.parse(await waitFor('status key', async () => (await agentKey()) ?? undefined)) as { agentId?: string; ok?: boolean };
+    expect(status).toMatchObject({ agentId: 'cli-1', ok: true });
+    agent.kill('SIGTERM');
+    const { code, stderr } = await proc.done;
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/"msg":"haproxy agent started"/);
+    expect(await agentKey()).toBeNull();
+  });
+
+  it('`render --once --dry-run` prints the config and its check, and changes nothing', async () => {
+    await registry.register('web', 'web-2', w2.address, { by: 'U1' });
+    const before = await readFile(hap.config);
+    const worker = await hap.workerPid();
+    const { code, stdout, stderr } = await run(['render', '--once', '--dry-run', '--config', configPath]);
+    expect(stderr).toContain(`haproxy -c: valid (dry run: ${hap.config} was not touched)`);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`    server web-2 ${w2.address} check inter 2000 weight 100\n`);
+    expect(stdout).toMatch(/^# Generated by switchyard/);
+    expect((await readFile(hap.config)).equals(before)).toBe(true);
+    expect(await hap.workerPid()).toBe(worker);
+    expect([...(await whoAnswers(url, 4)).keys()]).toEqual(['web-1']);
+  });
+
+  it('`render --once` applies once and exits 0; `check` reports a broken template with file:line', async () => {
+    const applied = await run(['render', '--once', '--config', configPath]);
+    expect(applied.stdout).toMatch(/^haproxy cli-1: (runtime|reload OK) .*\n$/);
+    expect(applied.code).toBe(0);
+    await waitFor('web-2 routed', async () => (await whoAnswers(url, 4)).has('web-2'));
+    expect(await readFile(hap.config, 'utf8')).toContain(`server web-2 ${w2.address}`);
+
+    const checked = await run(['check', '--config', join(dir, 'broken.yaml')]);
+    expect(checked.code).toBe(1);
+    expect(checked.stderr).toMatch(/the HAProxy template .*broken\.hbs is invalid/);
+    expect(checked.stderr).toMatch(/broken\.hbs:\d+: /);
+  });
+});

@@ -1,0 +1,155 @@
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findOnPath } from './helpers/etcd.js';
+import {
+  changeLines,
+  feedPosts,
+  occurrences,
+  reportedChanges,
+  sectionText,
+  startReplica,
+  until,
+  type Replica,
+} from './helpers/feed.js';
+import { startSlackStandIn, type SlackCall, type SlackStandIn } from './helpers/slack.js';
+import { makeWorkspace, ONCALL, OPS_CHANNEL, type Workspace } from './helpers/workspace.js';
+
+/** etcdctl txn with one put per line: all of them land at one revision. */
+function etcdctlTxn(endpoint: string, puts: [string, string][]): Promise<string> {
+  const bin = findOnPath('etcdctl');
+  if (!bin) throw new Error('etcdctl not found: apt-get install -y etcd-client');
+  const input = `\n${puts.map(([k, v]) => `put ${k} ${v}`).join('\n')}\n\n\n`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, [`--endpoints=${endpoint}`, 'txn'], { env: { ...process.env, ETCDCTL_API: '3' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`etcdctl txn exited ${code}: ${err}`))));
+    child.stdin.end(input);
+  });
+}
+
+/** Top-level feed posts that Slack accepted (the one answered 429 is left out). */
+const accepted = (posts: SlackCall[], limited: SlackCall | undefined) => posts.filter((p) => p !== limited);
+
+describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-in)', () => {
+  let ws: Workspace;
+  let standIn: SlackStandIn;
+  let bot: Replica;
+
+  beforeAll(async () => {
+    ws = await makeWorkspace();
+    standIn = await startSlackStandIn();
+    bot = await startReplica({ configPath: ws.configPath, standIn });
+    await until('the feed poster to watch', () => bot.poster!.watching);
+  });
+
+  afterAll(async () => {
+    await bot?.stop();
+    await standIn?.close();
+    await ws?.dispose();
+  });
+
+  it('coalesces them into ≤ 3 messages that account for all 500, ≤ 1 a second, waiting out a 429', async () => {
+    standIn.rateLimit('chat.postMessage', 1, 1);
+    const caller = { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' as const };
+    const viaBot = Array.from({ length: 250 }, (_, i) => `w-${i}`);
+    const viaClient = Array.from({ length: 200 }, (_, i) => `x-${i}`);
+    const viaEtcdctl = Array.from({ length: 50 }, (_, i) => `e-${i}`);
+    const started = Date.now();
+    await Promise.all([
+      ...viaBot.map((name, i) =>
+        bot.runtime.router.dispatch({ text: `register web ${name} 10.0.${i >> 8}.${i & 255}:80`, caller }).then((r) => expect(r.ok).toBe(true)),
+      ),
+      ...viaClient.map((name, i) => ws.etcd.put(`${ws.prefixes.services}/web/${name}`).value(`10.1.${i >> 8}.${i & 255}:80`).exec()),
+      etcdctlTxn(ws.endpoint, viaEtcdctl.map((name, i) => [`${ws.prefixes.services}/web/${name}`, `10.2.0.${i}:80`])),
+    ]);
+    const burstMs = Date.now() - started;
+
+    let limited: SlackCall | undefined;
+    await until(
+      'the feed to report 500 changes',
+      () => {
+        const posts = feedPosts(standIn);
+        limited = posts[0];
+        return accepted(posts, limited).filter((p) => p.body.thread_ts === undefined).reduce((n, p) => n + reportedChanges(p), 0) >= 500;
+      },
+      20_000,
+    );
+    await bot.sink.idle();
+    const posts = feedPosts(standIn);
+    const ok = accepted(posts, limited);
+    const top = ok.filter((p) => p.body.thread_ts === undefined);
+
+    // ≤ 3 messages in the channel, whose counts add up to the burst.
+    expect(top.length, `burst took ${burstMs} ms`).toBeLessThanOrEqual(3);
+    expect(top.reduce((n, p) => n + reportedChanges(p), 0)).toBe(500);
+
+    // The 429 was waited out: the same message again, Retry-After (1 s) later.
+    expect(limited!.body.text).toBe(posts[1]!.body.text);
+    expect(posts[1]!.at - limited!.at).toBeGreaterThanOrEqual(1000 - 20);
+
+    // ≤ 1 message a second, thread replies and the refused call included.
+    for (let i = 1; i < posts.length; i++) expect(posts[i]!.at - posts[i - 1]!.at).toBeGreaterThanOrEqual(1000 - 20);
+
+    // Nothing lost, nothing twice: every change is listed exactly once (inline or in a thread).
+    const names = [...viaBot, ...viaClient, ...viaEtcdctl].map((n) => `web/${n}`);
+    const lines = changeLines(ok);
+    const counts = occurrences(lines, names);
+    expect([...counts].filter(([, n]) => n !== 1)).toEqual([]);
+
+    // …each saying why.
+    expect(lines.find((l) => l.startsWith('*web/w-7*'))).toMatch(/registered at 10\.0\.0\.7:80 — by <@U0ONCALL> via `register`/);
+    expect(lines.find((l) => l.startsWith('*web/x-7*'))).toMatch(/registered at 10\.1\.0\.7:80 — \(changed outside switchyard\)/);
+    expect(lines.find((l) => l.startsWith('*web/e-7*'))).toMatch(/\(changed outside switchyard\)/);
+
+    // Summaries say what happened in counts, and every message has a text fallback.
+    const summary = top.find((p) => reportedChanges(p) > 8)!;
+    expect(sectionText(summary)).toMatch(/\*web\*: \+\d+ instances/);
+    expect(summary.body.text).toMatch(/changes — details in thread/);
+    for (const p of ok) {
+      expect(String(p.body.text).length).toBeGreaterThan(0);
+      expect((p.body.blocks as unknown[]).length).toBeLessThanOrEqual(50);
+    }
+    for (const t of ok.filter((p) => p.body.thread_ts !== undefined)) {
+      expect(top.some((p) => p.body.thread_ts === undefined && t.body.thread_ts)).toBe(true);
+    }
+
+    const metrics = await bot.runtime.metrics.registry.metrics();
+    expect(metrics).toContain('switchyard_feed_queue_depth 0');
+    expect(metrics).toContain('switchyard_feed_lag_seconds 0');
+    expect(metrics).toMatch(/switchyard_feed_messages_total\{result="rate_limited"\} 1/);
+    expect(metrics).toMatch(/switchyard_feed_changes_total\{kind="added"\} 500/);
+    expect(metrics).toContain('switchyard_feed_poster 1');
+  });
+
+  it('reports a deregistration with its command and user, a state change, and an HAProxy apply', async () => {
+    const caller = { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' as const };
+    const before = feedPosts(standIn).length;
+    expect((await bot.runtime.router.dispatch({ text: 'deregister web w-1', caller })).ok).toBe(true);
+    await ws.etcd.put(`${ws.prefixes.switchyard}/state/web/w-2`).value(JSON.stringify({ state: 'drain', weight: 100, by: 'someone', at: new Date().toISOString() })).exec();
+    const lease = ws.etcd.lease(10);
+    await lease
+      .put(`${ws.prefixes.switchyard}/agents/lb-1`)
+      .value(JSON.stringify({ agentId: 'lb-1', method: 'runtime', ok: true, durationMs: 3.2, changes: ['-w-1'], at: new Date().toISOString() }))
+      .exec();
+    await lease
+      .put(`${ws.prefixes.switchyard}/agents/lb-1`)
+      .value(JSON.stringify({ agentId: 'lb-1', method: 'reload', ok: false, durationMs: 61, changes: [], error: ['[ALERT] parsing <bad>', 'line 2'], failure: 'check', at: new Date().toISOString() }))
+      .exec();
+    await until('the four changes', () => feedPosts(standIn).slice(before).reduce((n, p) => n + reportedChanges(p), 0) >= 4);
+    const text = feedPosts(standIn).slice(before).map(sectionText).join('\n');
+    expect(text).toContain('*web/w-1* removed (was at 10.0.0.1:80) — by <@U0ONCALL> via `deregister`');
+    expect(text).toContain('*web/w-2* draining (was ready) — (changed outside switchyard)');
+    expect(text).toContain('*haproxy lb-1* runtime apply −w-1 in 3 ms');
+    expect(text).toContain(':x: *haproxy lb-1* check failed in 61 ms: [ALERT] parsing &lt;bad&gt; — kept the last good config');
+    await lease.revoke();
+
+    const metrics = await bot.runtime.metrics.registry.metrics();
+    expect(metrics).toMatch(/switchyard_applies_total\{method="runtime",result="ok"\} 1/);
+    expect(metrics).toMatch(/switchyard_applies_total\{method="reload",result="error"\} 1/);
+    expect(metrics).toMatch(/switchyard_apply_duration_seconds_count\{method="reload",result="error"\} 1/);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * `render [--diff] [--apply]` through the router with an in-process agent: real etcd,
+ * real HAProxy 2.6.
+ */
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_TEMPLATE_PATH } from '../src/adapters/haproxy/template.js';
+import { agentRouter, type AgentRouter } from './helpers/agent-router.js';
+import { httpGet, startHttpBackend, waitFor, whoAnswers, type HttpBackend } from './helpers/haproxy.js';
+
+const cells = (r: { tables?: { table: { header: string[]; rows: string[][] } }[] }) =>
+  (r.tables ?? []).flatMap((t) => [t.table.header[0] ?? '', ...t.table.rows.map((row) => row[0] ?? '')]);
+
+describe('render (real etcd + haproxy, in-process agent)', () => {
+  let fx: AgentRouter;
+  let backends: HttpBackend[];
+  let template: string;
+  let goodTemplate: string;
+
+  beforeAll(async () => {
+    template = join(tmpdir(), `switchyard-render-${process.pid}.hbs`);
+    await copyFile(DEFAULT_TEMPLATE_PATH, template);
+    goodTemplate = await readFile(template, 'utf8');
+    [fx, ...backends] = await Promise.all([agentRouter('lb-render', { template }), startHttpBackend('web-1'), startHttpBackend('web-2')]);
+    await fx.registry.register('web', 'web-1', backends[0]!.address, { by: 'U1' });
+    await waitFor('web-1 routed', async () => (await httpGet(fx.url).catch(() => undefined))?.body === 'web-1');
+  });
+
+  afterAll(async () => {
+    await fx?.dispose();
+    await Promise.all((backends ?? []).map((b) => b.close()));
+  });
+
+  it('shows the candidate config, identical to the live one once the agent has applied it', async () => {
+    const r = await fx.run('render');
+    expect(r).toMatchObject({ ok: true, summary: 'haproxy.cfg as the registry would produce it (agent lb-render): identical to the live config' });
+    const lines = cells(r);
+    expect(lines[0]).toMatch(/^# .*haproxy\.cfg \(candidate, \d+ lines\)$/);
+    expect(lines).toContain(`    server web-1 ${backends[0]!.address} check inter 500 weight 100`);
+    expect((await fx.run('render --diff')).tables?.[0]?.table.header[0]).toMatch(/^# no difference/);
+  });
+
+  it('--diff shows the server the registry added while HAProxy could not take it', async () => {
+    const [, w2] = backends as [HttpBackend, HttpBackend];
+    await fx.hap.stop();
+    await fx.registry.register('web', 'web-2', w2.address, { by: 'U1' });
+    const diff = await waitFor('a diff', async () => {
+      const r = await fx.run('render --diff');
+      return r.tables?.[0]?.table.rows.length ? r : undefined;
+    });
+    expect(diff.summary).toMatch(/differs from the live config$/);
+    const lines = cells(diff);
+    expect(lines[0]).toMatch(/^--- .*haproxy\.cfg \(live\)  \+1 −0$/);
+    expect(lines).toContain(`+    server web-2 ${w2.address} check inter 500 weight 100`);
+    expect(lines.filter((l) => /^[+-] /.test(l) || /^[+-]\s{4}/.test(l))).toHaveLength(1);
+    // HAProxy back: the agent converges by itself.
+    await fx.hap.start();
+    await waitFor('web-2 routed', async () => (await whoAnswers(fx.url, 4)).has('web-2'), 10_000);
+    await waitFor('no diff left', async () => (await fx.run('render --diff')).tables?.[0]?.table.rows.length === 0);
+  });
+
+  it('--apply with an invalid template keeps the live config byte-identical and reports haproxy’s error', async () => {
+    const before = await readFile(fx.hap.config);
+    const worker = await fx.hap.workerPid();
+    await writeFile(template, goodTemplate.replace('balance {{balance}}', 'balance nonsense'));
+    const shown = await fx.run('render');
+    expect(shown.details?.[0]).toMatch(/^the template file changed since the agent loaded it/);
+    const r = await fx.run('render --apply');
+    expect(r).toMatchObject({ ok: false, code: 'E_CONFIG', summary: 'haproxy -c rejected the candidate config: nothing was applied, the live config is unchanged' });
+    expect(r.details?.join('\n')).toMatch(/\[ALERT\] config : parsing \[.*haproxy\.cfg:\d+\] : balance only supports/);
+    expect((await readFile(fx.hap.config)).equals(before)).toBe(true);
+    expect(await fx.hap.workerPid()).toBe(worker);
+
+    // A template that does not compile: file:line, nothing applied.
+    await writeFile(template, '{{#each services}}\n');
+    const broken = await fx.run('render --apply');
+    expect(broken).toMatchObject({ ok: false, code: 'E_CONFIG' });
+    expect(broken.summary).toMatch(new RegExp(`template does not compile: ${template.replace(/[.]/g, '\\.')}:\\d+`));
+    expect((await readFile(fx.hap.config)).equals(before)).toBe(true);
+    expect(await fx.hap.workerPid()).toBe(worker);
+    await writeFile(template, goodTemplate);
+  });
+
+  it('--apply with an invalid registry value applies the rest and names the skipped key', async () => {
+    const before = await readFile(fx.hap.config);
+    await fx.raw.put(`${fx.prefix}/services/web/web-9`).value('999.1.1.1:80');
+    const r = await fx.run('render --apply');
+    expect(r).toMatchObject({ ok: true });
+    expect(r.details?.join('\n')).toMatch(/skipped .*\/services\/web\/web-9: value "999\.1\.1\.1:80" is not host:port/);
+    expect((await readFile(fx.hap.config)).equals(before)).toBe(true);
+    await fx.raw.delete().key(`${fx.prefix}/services/web/web-9`).exec();
+  });
+
+  it('--apply of a changed template validates, writes and reloads through the agent', async () => {
+    const worker = await fx.hap.workerPid();
+    await writeFile(template, goodTemplate.replace('defaults\n', 'defaults\n    # applied by render --apply\n'));
+    const r = await fx.run('render --apply');
+    expect(r).toMatchObject({ ok: true });
+    expect(r.summary).toMatch(/^applied: haproxy lb-render: reload OK in \d+ ms \(template changed\)/);
+    expect(await readFile(fx.hap.config, 'utf8')).toContain('# applied by render --apply');
+    expect(await fx.hap.workerPid()).not.toBe(worker);
+    expect(names(await whoAnswers(fx.url, 4))).toEqual(['web-1', 'web-2']);
+    await writeFile(template, goodTemplate);
+  });
+
+  it('without an agent in this process, render says it needs haproxy: configured', async () => {
+    const r = await fx.runWithoutAgent('render --diff');
+    expect(r).toMatchObject({ ok: false, code: 'E_UNAVAILABLE' });
+    expect(r.summary).toMatch(/^render needs haproxy: configured on this bot/);
+  });
+});
+
+const names = (m: Map<string, number>) => [...m.keys()].sort();

@@ -1,0 +1,114 @@
+/**
+ * Scale and death detection with HAProxy in the loop: real Docker, real etcd, a real
+ * HAProxy driven by the agent. Routed traffic follows every scale step; scale-down waits
+ * for a live session on the drained instance instead of cutting it; a killed container
+ * leaves HAProxy's rotation within a second.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HaproxySessionCounter } from '../src/orchestrator/haproxy-sessions.js';
+import { startOrchestrator } from '../src/orchestrator/orchestrator.js';
+import { agentConfig, freePort, httpGet as get, startAgent, startHaproxy, whoAnswers, type RunningAgent, type TestHaproxy } from './helpers/haproxy.js';
+import { orchestratorFixture, waitFor, type OrchestratorFixture } from './orchestrator-fixture.js';
+
+/** WEB_CMD plus a CGI that answers after 2 s: a session that is still open during a drain. */
+const SLOW_WEB_CMD = [
+  '/bin/sh',
+  '-c',
+  [
+    'hostname >/www/index.html',
+    'mkdir -p /www/cgi-bin',
+    'printf "#!/bin/sh\\necho Content-Type: text/plain\\necho\\nsleep 2\\nhostname\\n" >/www/cgi-bin/slow',
+    '/bin/busybox chmod +x /www/cgi-bin/slow',
+    'trap "exit 0" TERM',
+    '/bin/busybox httpd -f -p 80 -h /www & wait',
+  ].join('; '),
+];
+
+let fx: OrchestratorFixture;
+let hap: TestHaproxy;
+let agent: RunningAgent;
+let url: string;
+const timings: Record<string, number> = {};
+
+/** Hostnames (= short container IDs) answering 3n fresh requests through HAProxy. */
+async function routedTo(n: number): Promise<string[]> {
+  return [...(await whoAnswers(url, Math.max(3, 3 * n))).keys()].sort();
+}
+
+async function expectRouting(ids: string[]) {
+  const want = ids.map((id) => id.slice(0, 12)).sort();
+  const wantKeys = want.length ? want : ['503'];
+  await waitFor(`HAProxy to route to ${wantKeys.join(', ')}`, async () => JSON.stringify(await routedTo(want.length)) === JSON.stringify(wantKeys), 5000, 50);
+}
+
+beforeAll(async () => {
+  hap = await startHaproxy();
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}/`;
+  fx = await orchestratorFixture({
+    services: { web: { cmd: SLOW_WEB_CMD, listen: `127.0.0.1:${port}` } },
+    docker: { drainTimeout: '10s' },
+    sessions: new HaproxySessionCounter(hap.runtime),
+  });
+  const root = fx.ws.prefixes.services.replace(/\/services$/, '');
+  agent = await startAgent(agentConfig(fx.ws.endpoint, root, hap, 'lb-scale', { web: { listen: `127.0.0.1:${port}` } }), fx.registry);
+});
+
+afterAll(async () => {
+  await agent?.agent.stop();
+  await fx?.dispose();
+  await hap?.dispose();
+  if (Object.keys(timings).length) console.info('scale + haproxy timings (ms):', timings);
+});
+
+describe('scale with HAProxy in the loop', () => {
+  it('routed traffic follows 0→3→1→0', async () => {
+    await expectRouting([]);
+    expect((await fx.run('scale web 3')).ok).toBe(true);
+    await expectRouting((await fx.containers()).map((c) => c.id));
+    expect((await fx.run('scale web 1')).ok).toBe(true);
+    const [last] = await fx.containers();
+    await expectRouting([last!.id]);
+    expect((await fx.run('scale web 0 --yes')).ok).toBe(true);
+    await expectRouting([]);
+  });
+
+  it('scale-down drains: a session open on the instance finishes before its container stops', async () => {
+    expect((await fx.run('scale web 1')).ok).toBe(true);
+    const [c] = await fx.containers();
+    await expectRouting([c!.id]);
+    const slow = get(`${url}cgi-bin/slow`, { timeoutMs: 10_000 });
+    const counter = new HaproxySessionCounter(hap.runtime);
+    await waitFor('the slow session to open', async () => ((await counter.currentSessions('web', c!.instance)) ?? 0) > 0, 3000);
+    const t0 = Date.now();
+    const down = await fx.run('scale web 0 --yes');
+    timings.drainWithOpenSession = Date.now() - t0;
+    expect(down.ok, down.summary).toBe(true);
+    // The session was answered in full by the drained container, not cut.
+    expect(await slow).toEqual({ status: 200, body: c!.id.slice(0, 12) });
+    expect(timings.drainWithOpenSession).toBeGreaterThan(800);
+    expect(await fx.containers('web', true)).toEqual([]);
+  });
+
+  it('a killed container is out of HAProxy’s rotation within 1 s', async () => {
+    const orch = startOrchestrator(fx.deps);
+    try {
+      await orch.started;
+      expect((await fx.run('scale web 2')).ok).toBe(true);
+      const [victim, survivor] = await fx.containers();
+      await expectRouting([victim!.id, survivor!.id]);
+      const killedAt = Date.now();
+      await fx.raw.getContainer(victim!.id).kill();
+      await waitFor('HAProxy to drop the dead server', async () => {
+        const row = (await hap.runtime.showStat()).find((r) => r.backend === 'web' && r.name === victim!.instance);
+        return row === undefined || row.status === 'MAINT';
+      }, 3000, 5);
+      timings.killToOutOfRotation = Date.now() - killedAt;
+      expect(timings.killToOutOfRotation).toBeLessThanOrEqual(1000);
+      await expectRouting([survivor!.id]);
+    } finally {
+      await orch.close();
+    }
+    await fx.run('scale web 0 --yes');
+  });
+});
