@@ -3,7 +3,7 @@ import { backendName } from '../src/adapters/haproxy/model.js';
 import type { StatRow } from '../src/adapters/haproxy/runtime-parse.js';
 import type { HaproxyControl } from '../src/agent/control.js';
 import { fail } from '../src/core/errors.js';
-import { duration, formatDuration, instanceName, serviceName } from '../src/core/names.js';
+import { duration, instanceName, serviceName } from '../src/core/names.js';
 import { defineCommand, type CommandContext, type Plugin } from '../src/core/plugin.js';
 import { ok, type Reply } from '../src/core/reply.js';
 import { describeHolder } from '../src/orchestrator/lock.js';
@@ -32,7 +32,7 @@ export default function drainPlugin(): Plugin {
         summary: 'take an instance out of rotation without cutting live sessions; waits (at most --timeout) for its sessions to end',
         args: z.object({
           ...target,
-          timeout: duration.pipe(z.number().min(0).max(3_600_000, 'timeout must be at most 1h')).optional().describe(formatDuration(DEFAULT_TIMEOUT_MS)),
+          timeout: duration.pipe(z.number().min(0).max(3_600_000, 'timeout must be at most 1h')).optional().describe('60s'),
         }),
         positionals: ['service', 'instance'],
         serviceArg: 'service',

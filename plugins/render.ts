@@ -20,7 +20,7 @@ export default function renderPlugin(): Plugin {
     commands: [
       defineCommand({
         name: 'render',
-        summary: 'show the HAProxy config the registry would produce (--diff: against the live one; --apply: validate, write and reload now)',
+        summary: 'show the HAProxy config the registry would produce (--diff: against the live one; --apply: validate it with haproxy -c and apply it now)',
         args: z.object({
           diff: z.boolean().optional().describe('diff'),
           apply: z.boolean().optional().describe('apply'),

@@ -60,7 +60,7 @@ fi
 # --- HAProxy, driven by the agent in the demo shell ------------------------------------------
 # Master-worker HAProxy with its config, sockets and server-state file under $STATE/haproxy.
 # It starts from a config holding only the admin socket; the agent inside the demo shell
-# (haproxy: below) renders the real one — a frontend on 127.0.0.1:8080 for service web — and
+# (haproxy: below, `shell --agent`) renders the real one — a frontend on 127.0.0.1:8080 for service web — and
 # reloads through the master socket. Then `register web web1 127.0.0.1:9001` makes
 # `curl 127.0.0.1:8080` reach whatever listens on 9001, with no reload (runtime API).
 HAP="$STATE/haproxy"
@@ -124,4 +124,4 @@ CFG
 
 echo "etcd on 127.0.0.1:$ETCD_PORT (data in $STATE/etcd). You are $DEMO_USER. Logs and audit: $STATE/switchyard.log. Type 'help'; Ctrl-D quits." >&2
 echo "HAProxy serves service web on http://127.0.0.1:8080 (config and sockets in $HAP): register web web1 127.0.0.1:9001, then curl it." >&2
-node bin/switchyard.js shell --config "$STATE/switchyard.yaml" --user "$DEMO_USER" --channel dm --log "$STATE/switchyard.log"
+node bin/switchyard.js shell --config "$STATE/switchyard.yaml" --user "$DEMO_USER" --channel dm --log "$STATE/switchyard.log" --agent

@@ -21,8 +21,9 @@ import { agentCommand, checkTemplateFile, renderCommand } from './agent/commands
 const USAGE = `usage: switchyard <command> [options]
 
   serve                       the Slack bot (HTTP receiver on $PORT, or Socket Mode with SLACK_APP_TOKEN)
-  shell [--user ID] [--channel ID|dm] [--log FILE]
+  shell [--user ID] [--channel ID|dm] [--log FILE] [--agent]
                               the same commands and ACLs from stdin, replies on stdout
+                              (--agent: also run the HAProxy agent in-process, as serve does)
   check                       validate the config, acl.yaml and the HAProxy template (file:line errors)
   agent                       the HAProxy agent alone (no Slack) until SIGINT/SIGTERM; SIGHUP re-reads the template
   render --once [--dry-run]   render the HAProxy config from the registry now and apply it once;
@@ -43,6 +44,7 @@ function parseCli(argv: string[]) {
       log: { type: 'string' },
       once: { type: 'boolean' },
       'dry-run': { type: 'boolean' },
+      agent: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -83,7 +85,9 @@ async function main(argv: string[]): Promise<number> {
         ...(values.log ? { destination: pino.destination({ dest: values.log, append: true, sync: true }) } : {}),
       });
       const feed = shellFeed(out);
-      const runtime = await buildRuntime({ config, secrets, log, feed, agent: true });
+      // Opt-in here: a shell on a laptop with the production config must not start an agent
+      // that reports an unreachable HAProxy under its own name.
+      const runtime = await buildRuntime({ config, secrets, log, feed, agent: values.agent ?? false });
       // Registry changes (ours and anyone else's) are printed as [ops] lines; without etcd
       // there is nothing to print, and the commands say so themselves.
       const tail = await startShellFeed({ registry: runtime.registry, sink: feed, log }).catch((err: unknown) => {

@@ -26,6 +26,8 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
     [fx, ...backends] = await Promise.all([agentRouter('lb-render', { template }), startHttpBackend('web-1'), startHttpBackend('web-2')]);
     await fx.registry.register('web', 'web-1', backends[0]!.address, { by: 'U1' });
     await waitFor('web-1 routed', async () => (await httpGet(fx.url).catch(() => undefined))?.body === 'web-1');
+    // Traffic moves first; the agent writes the file right after.
+    await waitFor('web-1 in the live file', async () => (await readFile(fx.hap.config, 'utf8')).includes(`server web-1 `));
   });
 
   afterAll(async () => {

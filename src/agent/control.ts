@@ -75,7 +75,7 @@ export function agentControl(agent: () => HaproxyAgent, opts: ControlOptions): H
   const candidate = async (): Promise<Candidate> => {
     const a = agent(); // E_UNAVAILABLE while the agent has not started
     const [listing, template] = await Promise.all([opts.registry.list(), loadTemplate(h.template)]);
-    const next = renderCandidate(opts.config, listing, template, opts);
+    const next = renderCandidate(opts.config, listing, template, { agentId: opts.agentId, checkInterMs: opts.checkInterMs, log: opts.log });
     let loaded: string | undefined;
     try {
       loaded = a.candidate().templateHash;
