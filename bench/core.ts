@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,22 +14,13 @@ import pino from 'pino';
 import { loadConfig } from '../src/config/load.js';
 import { buildRuntime } from '../src/runtime.js';
 import { startEtcd } from '../test/helpers/etcd-server.js';
+import { freePort } from '../test/helpers/net.js';
 import { postSlashCommand, startSlackStandIn } from '../test/helpers/slack.js';
 import { fmt, summarize, writeSection } from './lib.js';
 
 const SECRET = 'bench-secret';
 const USER = 'U0BENCH';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');

@@ -4,6 +4,7 @@
  * backends that answer their own name. Each instance only ever signals the PID it
  * spawned; dispose() removes its directory.
  */
+import { freePort } from './net.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -30,17 +31,7 @@ export function haproxyBinary(): string {
   return bin;
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', resolve);
-  });
-  const addr = srv.address();
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  if (addr === null || typeof addr === 'string') throw new Error('could not allocate a port');
-  return addr.port;
-}
+export { freePort };
 
 /** Poll `probe` until it returns something other than undefined/false, or fail at the deadline. */
 export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 8000, intervalMs = 10): Promise<T> {

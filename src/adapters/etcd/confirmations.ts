@@ -12,26 +12,9 @@ import { toRegistryError } from './errors.js';
 import { putOp, unchanged } from './ops.js';
 import type { EtcdRegistry } from './registry.js';
 
-export interface PendingRequest {
-  /** The requester: the only user who may answer. */
-  user: string;
-  /** The caller's channel as the ACL saw it ('dm' or an ID). */
-  channel: string;
-  /** The command line exactly as typed: confirming runs this and nothing else. */
-  text: string;
-  /** Why confirmation is needed (shown on the buttons' message). */
-  reason: string;
-}
+import type { Answer, ConfirmationStore, PendingRequest, TakeResult } from '../../core/confirmations.js';
 
-export type Answer = 'confirmed' | 'cancelled';
-
-export type TakeResult =
-  | { status: 'taken'; request: PendingRequest }
-  | { status: 'foreign'; user: string }
-  | { status: 'expired' }
-  | { status: 'answered'; answer: Answer; by: string; at: string }
-  /** Unknown id, or the lease ended (expired a while ago). */
-  | { status: 'missing' };
+export type { Answer, PendingRequest, TakeResult };
 
 const recordSchema = z.object({
   user: z.string(),
@@ -48,7 +31,7 @@ type StoredRecord = z.output<typeof recordSchema>;
 
 const ID_RE = /^[A-Za-z0-9_-]{8,64}$/;
 
-export class EtcdConfirmationStore {
+export class EtcdConfirmationStore implements ConfirmationStore {
   constructor(
     private readonly registry: EtcdRegistry,
     private readonly now: () => number = Date.now,

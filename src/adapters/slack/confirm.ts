@@ -21,31 +21,9 @@ export const CONFIRM_ACTION = 'switchyard_confirm';
 export const CANCEL_ACTION = 'switchyard_cancel';
 export const DEFAULT_CONFIRM_TTL_MS = 2 * 60_000;
 
-export interface PendingRequest {
-  user: string;
-  /** The ACL's view of where it was asked ('dm' or a channel ID). */
-  channel: string;
-  text: string;
-  reason: string;
-}
+import type { Answer, ConfirmationStore, PendingRequest } from '../../core/confirmations.js';
 
-export type Answer = 'confirmed' | 'cancelled';
-
-/** Implemented on etcd by EtcdConfirmationStore (src/adapters/etcd/confirmations.ts). */
-export interface ConfirmationStore {
-  create(request: PendingRequest, ttlMs: number): Promise<{ id: string; expiresAt: number }>;
-  take(
-    id: string,
-    presser: string,
-    answer: Answer,
-  ): Promise<
-    | { status: 'taken'; request: PendingRequest }
-    | { status: 'foreign'; user: string }
-    | { status: 'expired' }
-    | { status: 'answered'; answer: Answer; by: string; at: string }
-    | { status: 'missing' }
-  >;
-}
+export type { Answer, ConfirmationStore, PendingRequest };
 
 export interface ConfirmationOptions {
   store: ConfirmationStore;
