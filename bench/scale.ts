@@ -77,6 +77,7 @@ async function main() {
       engine: createDockerEngine({ host, log: silent }),
       locks: new EtcdServiceLocks(registry.client, { keyOf: (s) => registry.layout.lockKey(s), ttlMs: settings.lockTtlMs, endpoints: [etcd.endpoint], log: silent }),
       feed: { publish: () => {} },
+      notices: { publish: () => {} },
       config,
       settings,
       log: silent,

@@ -1,4 +1,3 @@
-import { structuredPatch } from 'diff';
 import { z } from 'zod';
 import type { ApplyResult } from '../src/adapters/haproxy/apply.js';
 import { formatApplyResult } from '../src/agent/format.js';
@@ -35,7 +34,7 @@ export default function renderPlugin(): Plugin {
           const same = live === cand.text;
           const details = notes(cand.skipped, cand.templateChanged);
           const tables: { title?: string; table: Table }[] = [];
-          if (diff) tables.push({ table: diffTable(live, cand.text, hap.configPath) });
+          if (diff) tables.push({ table: await diffTable(live, cand.text, hap.configPath) });
           else if (!apply) tables.push({ table: configTable(cand.text, hap.configPath) });
 
           if (!apply) {
@@ -111,7 +110,9 @@ function configTable(text: string, path: string): Table {
   return linesTable(`# ${path} (candidate, ${lines.length} lines)`, lines);
 }
 
-function diffTable(live: string | undefined, candidate: string, path: string): Table {
+async function diffTable(live: string | undefined, candidate: string, path: string): Promise<Table> {
+  // Loaded on first use: most bots never diff, and every idle megabyte counts.
+  const { structuredPatch } = await import('diff');
   const patch = structuredPatch(path, path, live ?? '', candidate, undefined, undefined, { context: 3 });
   if (patch.hunks.length === 0) return { header: [`# no difference: ${path} is what the registry produces`], rows: [] };
   const lines = [`+++ candidate`];

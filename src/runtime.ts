@@ -9,8 +9,7 @@ import { createMetrics, type Metrics } from './core/metrics.js';
 import type { Plugin } from './core/plugin.js';
 import { Router } from './core/router.js';
 import type { OrchestratorDeps } from './orchestrator/deps.js';
-import { buildOrchestration } from './orchestrator/wiring.js';
-import { startLocalAgent, type LocalAgent } from './agent/local.js';
+import type { LocalAgent } from './agent/local.js';
 import { EtcdAgentReports } from './agent/reports.js';
 
 /**
@@ -59,7 +58,10 @@ export async function buildRuntime(opts: {
     log: log.child({ component: 'etcd' }),
   });
   const metrics = createMetrics({ defaults: true });
-  const orchestration = config.docker ? buildOrchestration({ config, registry, feed, log }) : undefined;
+  // Docker and HAProxy adapters (dockerode, handlebars: ~40 MB resident) load only when configured.
+  const orchestration = config.docker
+    ? (await import('./orchestrator/wiring.js')).buildOrchestration({ config, registry, feed, log })
+    : undefined;
   const docker = orchestration
     ? { containers: orchestration.engine, locks: orchestration.locks, ...(orchestration.sessions ? { sessions: orchestration.sessions } : {}) }
     : {};
@@ -67,7 +69,10 @@ export async function buildRuntime(opts: {
   // handing it the sink as well would post every apply twice.
   let agent: LocalAgent | undefined;
   try {
-    agent = opts.agent && config.haproxy ? await startLocalAgent(config, registry, log.child({ component: 'agent' })) : undefined;
+    agent =
+      opts.agent && config.haproxy
+        ? await (await import('./agent/local.js')).startLocalAgent(config, registry, log.child({ component: 'agent' }))
+        : undefined;
   } catch (err) {
     // A template that does not compile stops start-up; nothing may be left running.
     acl.close();

@@ -80,7 +80,7 @@ export async function orchestratorFixture(opts: FixtureOptions = {}) {
   const locks = new EtcdServiceLocks(registry.client, { keyOf: (s) => registry.layout.lockKey(s), ttlMs: settings.lockTtlMs, endpoints: config.etcd.endpoints, log: silent });
   const feed: FeedEvent[] = [];
   const feedSink = { publish: (e: FeedEvent) => void feed.push(e) };
-  const deps: OrchestratorDeps = { registry, engine, locks, feed: feedSink, config, settings, log: silent, ...(opts.sessions ? { sessions: opts.sessions } : {}) };
+  const deps: OrchestratorDeps = { registry, engine, locks, feed: feedSink, notices: feedSink, config, settings, log: silent, ...(opts.sessions ? { sessions: opts.sessions } : {}) };
   const router = new Router({
     plugins: loadPlugins(),
     acl: aclFrom(() => true),

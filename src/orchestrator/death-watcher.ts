@@ -92,7 +92,6 @@ export class DeathWatcher {
   }
 
   private async handleDeath(e: EngineEvent): Promise<void> {
-    const { feed } = this.deps;
     const seen = this.notes.get(e.id);
     this.notes.delete(e.id);
     const facts: DeathFacts = { exitCode: e.exitCode, oom: seen?.oom ?? false, signal: seen?.signal };
@@ -102,7 +101,10 @@ export class DeathWatcher {
       this.log.debug({ instance: e.instance, container: e.id }, 'die of a replaced run: ignored');
       return;
     }
-    const reason = deathReason(facts);
+    const svc = this.deps.config.services[e.service];
+    const next = svc?.restart === 'always' ? '; restart: always, replacing it' : '';
+    // The cause written with the deregistration is what #ops shows, so it carries the whole story.
+    const reason = `${deathReason(facts)} (container ${e.name || e.id.slice(0, 12)}, image ${e.image || '?'})${next}`;
     const removed = await this.deregister(e, reason);
     if (!removed) {
       this.log.debug({ instance: e.instance, container: e.id }, 'a container of an unregistered instance stopped (scale-down or failed start)');
@@ -111,10 +113,8 @@ export class DeathWatcher {
     const latencyMs = Date.now() - e.time.getTime();
     const info = await this.inspect(e.id);
     const full = deathReason({ ...facts, exitCode: facts.exitCode ?? info?.exitCode, oom: facts.oom || (info?.oomKilled ?? false) });
-    const svc = this.deps.config.services[e.service];
-    const next = svc?.restart === 'always' ? '; restart: always, replacing it' : '';
     this.log.warn({ service: e.service, instance: e.instance, container: e.id, reason: full, latencyMs }, 'managed container died: deregistered');
-    feed.publish({
+    this.deps.notices.publish({
       kind: 'container.died',
       text: `${e.service}/${e.instance} deregistered: ${full} (container ${e.name || e.id.slice(0, 12)}, image ${e.image || info?.image || '?'})${next}`,
       at: new Date().toISOString(),

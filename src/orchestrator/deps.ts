@@ -11,7 +11,14 @@ export interface OrchestratorDeps {
   registry: Registry;
   engine: ContainerEngine;
   locks: ServiceLocks;
+  /** The #ops feed, for what only this process knows (reconcile drift, a failed restart). */
   feed: FeedSink;
+  /**
+   * Deaths and restarts: the registry feed already tells them once, from the attributed
+   * deregistration/registration in etcd (on the elected poster only), so these reports go
+   * to logs and tests, never to #ops a second time.
+   */
+  notices: FeedSink;
   config: Config;
   settings: OrchestratorSettings;
   sessions?: SessionCounter;

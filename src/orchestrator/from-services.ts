@@ -15,6 +15,7 @@ export function depsFromServices(services: Services, log: Logger): OrchestratorD
     engine: containers,
     locks,
     feed: services.feed,
+    notices: { publish: (e) => log.info({ kind: e.kind }, e.text) },
     config: services.config,
     settings: orchestratorSettings(services.config),
     ...(services.sessions ? { sessions: services.sessions } : {}),

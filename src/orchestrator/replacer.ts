@@ -66,7 +66,7 @@ export class Replacer {
       const started = await withCause({ by: 'restart', reason: `restart: always (restart ${restarts})` }, () =>
         launchInstance(deps, r.service, svc, { instance: r.instance, restarts, actor: 'restart' }),
       );
-      deps.feed.publish({
+      deps.notices.publish({
         kind: 'container.restarted',
         text: `${r.service}/${r.instance} restarted (restart ${restarts}): running at ${started.address}`,
         at: new Date().toISOString(),

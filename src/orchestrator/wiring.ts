@@ -27,5 +27,6 @@ export function buildOrchestration(opts: { config: Config; registry: EtcdRegistr
   });
   // With an HAProxy on this host (haproxy:), scale-down waits for its sessions to reach 0.
   const sessions = config.haproxy ? new HaproxySessionCounter(new HaproxyRuntime(config.haproxy.adminSocket, { timeoutMs: 2000 })) : undefined;
-  return { registry, engine, locks, feed, config, settings, log, ...(sessions ? { sessions } : {}) };
+  const notices: FeedSink = { publish: (e) => log.info({ kind: e.kind }, e.text) };
+  return { registry, engine, locks, feed, notices, config, settings, log, ...(sessions ? { sessions } : {}) };
 }
