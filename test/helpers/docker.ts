@@ -23,6 +23,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer, connect, type Socket } from 'node:net';
+import { splice } from './net.js';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -435,16 +436,7 @@ export async function startSocketProxy(targetHost: string): Promise<SocketProxy>
   const path = join(dir, 'proxy.sock');
   const sockets = new Set<Socket>();
   const server = createServer((inbound) => {
-    const outbound = connect(target);
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {
-        inbound.destroy();
-        outbound.destroy();
-      });
-    }
-    inbound.pipe(outbound).pipe(inbound);
+    splice(inbound, connect(target), sockets);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -6,7 +6,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket, connect } from 'node:net';
-import { freePort } from './net.js';
+import { freePort, splice } from './net.js';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -217,16 +217,7 @@ export async function startProxy(target: string): Promise<EtcdProxy> {
       inbound.resetAndDestroy();
       return;
     }
-    const outbound = connect(Number(url.port), url.hostname);
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => {
-        inbound.destroy();
-        outbound.destroy();
-      });
-    }
-    inbound.pipe(outbound).pipe(inbound);
+    splice(inbound, connect(Number(url.port), url.hostname), sockets);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
