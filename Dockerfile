@@ -1,27 +1,25 @@
-# syntax=docker/dockerfile:1
-# Build stage: type-check and compile with the dev dependencies.
-FROM node:20-bookworm-slim AS build
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
-COPY src ./src
-COPY plugins ./plugins
-RUN npx tsc -p tsconfig.build.json
-# tsc copies no templates: the HAProxy agent reads its default one beside the compiled
-# adapter (dist/src/adapters/haproxy/template.js → ./templates/haproxy.cfg.hbs).
-COPY src/adapters/haproxy/templates ./dist/src/adapters/haproxy/templates
+# The production image: Node.js, the compiled dist/ (HAProxy template included) and the
+# production dependencies, run as a non-root user. Nothing is pulled from a registry.
+#
+# Build it with scripts/build-image.sh, not with `docker build .` in the repository: the
+# script makes the base (Debian bookworm minbase from the apt mirror, plus this host's
+# Node.js, imported as switchyard-base:local) and stages the build context, whose app/
+# holds dist/, bin/, package.json, the example files and a node_modules/ installed with
+# --omit=dev and without tsx (bin/switchyard.js needs it only beside the TypeScript sources).
+ARG BASE=switchyard-base:local
+FROM ${BASE}
 
-# Runtime stage: production dependencies and compiled JavaScript only, as a non-root user.
-FROM node:20-bookworm-slim
-ENV NODE_ENV=production
+# A fixed UID/GID, so volume permissions and `runAsNonRoot` checks can name it.
+RUN groupadd --system --gid 10001 switchyard \
+ && useradd --system --uid 10001 --gid switchyard --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin switchyard
+
+# Owned by root and not writable by the process: the application cannot change itself.
+COPY app/ /app/
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
-COPY --from=build /app/dist ./dist
-COPY bin ./bin
-COPY acl.yaml switchyard.example.yaml ./
-USER node
+
+ENV NODE_ENV=production \
+    SWITCHYARD_CONFIG=/etc/switchyard/switchyard.yaml
+USER 10001:10001
 EXPOSE 3000
-ENTRYPOINT ["node", "bin/switchyard.js"]
+ENTRYPOINT ["node", "/app/bin/switchyard.js"]
 CMD ["serve"]

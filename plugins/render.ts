@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import type { ApplyResult } from '../src/adapters/haproxy/apply.js';
 import { formatApplyResult } from '../src/agent/format.js';
 import type { HaproxyControl } from '../src/agent/control.js';
-import { fail, type ErrorCode } from '../src/core/errors.js';
+import type { ApplyResult } from '../src/core/apply-result.js';
+import { fail, isSwitchyardError, type ErrorCode } from '../src/core/errors.js';
 import { defineCommand, type CommandContext, type Plugin } from '../src/core/plugin.js';
 import type { Reply, Table } from '../src/core/reply.js';
 
@@ -29,7 +29,15 @@ export default function renderPlugin(): Plugin {
         mutating: true,
         async handler(ctx, { diff, apply }) {
           const hap = localAgent(ctx);
-          const cand = await hap.candidate();
+          let cand;
+          try {
+            cand = await hap.candidate();
+          } catch (err) {
+            // A template file that no longer loads: the agent reports the refusal like any
+            // failed apply (its etcd key, #ops, status), and this reply is that report.
+            if (apply && isSwitchyardError(err, 'E_CONFIG')) return applyReply(await hap.applyNow(APPLY_TIMEOUT_MS), [], []);
+            throw err;
+          }
           const live = await hap.live();
           const same = live === cand.text;
           const details = notes(cand.skipped, cand.templateChanged);
@@ -79,6 +87,7 @@ function notes(skipped: string[], templateChanged: boolean): string[] {
 const CODE_OF: Record<NonNullable<ApplyResult['failure']>, ErrorCode> = {
   check: 'E_CONFIG',
   render: 'E_CONFIG',
+  write: 'E_CONFIG',
   unavailable: 'E_UNAVAILABLE',
   reload: 'E_UNAVAILABLE',
   runtime: 'E_UNAVAILABLE',

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { scalableService } from '../src/config/schema.js';
 import { fail } from '../src/core/errors.js';
 import { intArg, serviceName } from '../src/core/names.js';
 import { defineCommand, type CommandContext, type Plugin } from '../src/core/plugin.js';
@@ -50,6 +51,7 @@ function check(ctx: CommandContext, service: string, replicas: number): void {
       details: [known.length ? `configured: ${known.sort().join(', ')}` : 'no service is configured'],
     });
   }
+  scalableService(service, svc);
   if (replicas > svc.maxReplicas) fail('E_BAD_ARGS', `${service} allows at most ${svc.maxReplicas} replicas (services.${service}.maxReplicas); asked for ${replicas}`);
 }
 

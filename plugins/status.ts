@@ -1,10 +1,24 @@
 import { z } from 'zod';
-import { serviceName } from '../src/core/names.js';
+import { fail } from '../src/core/errors.js';
+import { intArg, serviceName } from '../src/core/names.js';
+import { describeProblem } from '../src/core/quote.js';
 import { defineCommand, type Plugin } from '../src/core/plugin.js';
 import type { EtcdHealth, Instance } from '../src/core/registry.js';
-import type { Reply } from '../src/core/reply.js';
-import { containerColumns } from '../src/orchestrator/status-columns.js';
-import { agentsView, haproxyColumns } from '../src/agent/status-view.js';
+import type { Reply, Table } from '../src/core/reply.js';
+import { containerColumns, type ContainerColumns } from '../src/orchestrator/status-columns.js';
+import { agentsView, haproxyColumns, type HaproxyColumns } from '../src/agent/status-view.js';
+
+/**
+ * Beyond these, `status` without a service shows one row per service: a listing of
+ * thousands of instances is cut by Slack anyway (50 blocks of 3000 chars), and reading it
+ * whole costs the bot memory for nobody's benefit.
+ */
+export const DETAIL_MAX_INSTANCES = 100;
+export const DETAIL_MAX_SERVICES = 20;
+/** Rows per page of `status <service>` (and of the per-service summary): a few Slack blocks. */
+export const PAGE_SIZE = 100;
+/** Unreadable registry entries listed by name; the rest are counted. */
+const MAX_PROBLEMS = 20;
 
 /** `status [service]`: what the registry holds, and whether etcd itself is healthy. */
 export default function statusPlugin(): Plugin {
@@ -13,12 +27,12 @@ export default function statusPlugin(): Plugin {
     commands: [
       defineCommand({
         name: 'status',
-        summary: 'instances, their state and address, desired replicas, etcd health',
-        args: z.object({ service: serviceName.optional() }),
+        summary: `instances, their state and address, desired replicas, etcd health; one row per service when the registry is large, ${PAGE_SIZE} rows a page`,
+        args: z.object({ service: serviceName.optional(), page: intArg(1, 1_000_000).optional().describe('N') }),
         positionals: ['service'],
         serviceArg: 'service',
         mutating: false,
-        async handler(ctx, { service }) {
+        async handler(ctx, { service, page = 1 }) {
           const { registry } = ctx.services;
           const health = await registry.health();
           if (!health.ok) return etcdDown(health);
@@ -31,29 +45,44 @@ export default function statusPlugin(): Plugin {
           // HAProxy state and sessions per instance (this bot's own agent) and every agent's last apply.
           const [hap, agents] = await Promise.all([haproxyColumns(ctx.services.haproxy), agentsView(ctx.services.agents)]);
           const names = [...byService.keys()].sort();
-          const desired = new Map(await Promise.all(names.map(async (n) => [n, await registry.getDesired(n)] as const)));
+          const total = listing.instances.length;
+          const large = !service && (total > DETAIL_MAX_INSTANCES || names.length > DETAIL_MAX_SERVICES);
+          // Without a service, pages are pages of services (a small registry has only one);
+          // only the services shown are asked for their desired replicas.
+          const shownNames = service ? names : pageOf(names, page, 'services', 'status');
+          const desired = new Map(await Promise.all(shownNames.map(async (n) => [n, await registry.getDesired(n)] as const)));
 
           const now = Date.now();
-          const tables = names.map((name) => {
-            const list = byService.get(name)!.sort((a, b) => a.instance.localeCompare(b.instance));
-            const ready = list.filter((i) => (i.state?.state ?? 'ready') === 'ready').length;
-            const want = desired.get(name);
-            return {
-              title: `${name}: ${list.length} instance${list.length === 1 ? '' : 's'}, ${ready} ready${want ? `, desired ${want.replicas}` : ''}`,
-              table: {
-                header: ['instance', 'address', 'state', 'weight', 'lease', 'changed by', 'since', ...(containers?.header ?? []), ...(hap?.header ?? [])],
-                rows: [
-                  ...list.map((i) => [...row(i, now), ...(containers?.cells(i.service, i.instance) ?? []), ...(hap?.cells(name, i.instance) ?? [])]),
-                  ...(containers?.unregistered(name, new Set(list.map((i) => i.instance))) ?? []).map((u) => [u.instance, '-', 'unregistered', '-', '-', '-', '-', ...u.cells, ...(hap?.cells(name, u.instance) ?? [])]),
-                ],
-              },
-            };
-          });
-          const total = listing.instances.length;
+          const details: string[] = [];
+          const tables: NonNullable<Reply['tables']> = [];
+          if (large) {
+            tables.push({ title: `services ${pageTitle(page, names.length)}`, table: servicesTable(shownNames, byService, desired, containers, hap) });
+            details.push(`one row per service (more than ${DETAIL_MAX_INSTANCES} instances or ${DETAIL_MAX_SERVICES} services); \`status <service>\` lists a service's instances`);
+            if (page * PAGE_SIZE < names.length) details.push(`next page: \`status --page ${page + 1}\``);
+          } else {
+            for (const name of shownNames) {
+              const list = byService.get(name)!.sort((a, b) => a.instance.localeCompare(b.instance));
+              const ready = list.filter((i) => stateOf(i) === 'ready').length;
+              const want = desired.get(name);
+              const rows = [
+                ...list.map((i) => [...row(i, now), ...(containers?.cells(i.service, i.instance) ?? []), ...(hap?.cells(name, i.instance) ?? [])]),
+                ...(containers?.unregistered(name, new Set(list.map((i) => i.instance))) ?? []).map((u) => [u.instance, '-', 'unregistered', '-', '-', '-', '-', ...u.cells, ...(hap?.cells(name, u.instance) ?? [])]),
+              ];
+              // A service's instances come a page at a time: Slack shows a few hundred rows at most.
+              const shown = service ? pageOf(rows, page, 'instances', `status ${name}`) : rows;
+              tables.push({
+                title: `${name}: ${list.length} instance${list.length === 1 ? '' : 's'}, ${ready} ready${want ? `, desired ${want.replicas}` : ''}${rows.length > PAGE_SIZE ? ` · rows ${pageTitle(page, rows.length)}` : ''}`,
+                table: { header: ['instance', 'address', 'state', 'weight', 'lease', 'changed by', 'since', ...(containers?.header ?? []), ...(hap?.header ?? [])], rows: shown },
+              });
+              if (service && page * PAGE_SIZE < rows.length) details.push(`next page: \`status ${name} --page ${page + 1}\``);
+            }
+          }
           const summary = service
             ? `${service}: ${byService.get(service)!.length} instance(s) · ${etcdLine(health)}`
             : `${names.length} service(s), ${total} instance(s) · ${etcdLine(health)}`;
-          const details = listing.problems.map((p) => `unreadable registry entry ${p.key}: ${p.problem}`);
+          const problems = listing.problems.map((p) => `unreadable registry entry ${describeProblem(p)}`);
+          details.push(...problems.slice(0, MAX_PROBLEMS));
+          if (problems.length > MAX_PROBLEMS) details.push(`… and ${problems.length - MAX_PROBLEMS} more unreadable registry entries`);
           if (containers?.problem) details.push(containers.problem);
           if (hap?.problem) details.push(hap.problem);
           details.push(...agents.problems);
@@ -65,11 +94,54 @@ export default function statusPlugin(): Plugin {
   };
 }
 
+/** One row per service: counts instead of instances, for a registry too large to list whole. */
+function servicesTable(
+  names: readonly string[],
+  byService: ReadonlyMap<string, Instance[]>,
+  desired: ReadonlyMap<string, { replicas: number } | undefined>,
+  containers: ContainerColumns | undefined,
+  hap: HaproxyColumns | undefined,
+): Table {
+  const header = ['service', 'instances', 'ready', 'drain', 'maint', 'desired', ...(containers ? ['running', 'unregistered'] : []), ...(hap ? ['UP in haproxy', 'sessions'] : [])];
+  const rows = names.map((name) => {
+    const list = byService.get(name) ?? [];
+    const count = (state: string) => list.filter((i) => stateOf(i) === state).length;
+    const cells = [name, String(list.length), String(count('ready')), String(count('drain')), String(count('maint')), String(desired.get(name)?.replicas ?? '-')];
+    if (containers) {
+      const unregistered = containers.unregistered(name, new Set(list.map((i) => i.instance)));
+      const running = list.filter((i) => containers.cells(name, i.instance)[0]?.startsWith('running')).length + unregistered.filter((u) => u.cells[0]?.startsWith('running')).length;
+      cells.push(String(running), String(unregistered.length));
+    }
+    if (hap) {
+      const stats = list.map((i) => hap.cells(name, i.instance));
+      cells.push(String(stats.filter(([status]) => status === 'UP').length), String(stats.reduce((n, [, scur]) => n + (Number(scur) || 0), 0)));
+    }
+    return cells;
+  });
+  return { header, rows };
+}
+
+/** The `page`-th slice of PAGE_SIZE items; a page past the end is refused, naming the last one. */
+function pageOf<T>(items: readonly T[], page: number, what: string, command: string): T[] {
+  const pages = Math.max(1, Math.ceil(items.length / PAGE_SIZE));
+  if (page > pages) fail('E_BAD_ARGS', `page ${page} is past the end: ${items.length} ${what}, ${pages} page${pages === 1 ? '' : 's'} of ${PAGE_SIZE} (\`${command} --page ${pages}\`)`);
+  return items.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+}
+
+/** "1–100 of 10000 (page 1 of 100)" */
+function pageTitle(page: number, count: number): string {
+  const first = Math.min(count, (page - 1) * PAGE_SIZE + 1);
+  const last = Math.min(count, page * PAGE_SIZE);
+  return `${first}–${last} of ${count} (page ${page} of ${Math.max(1, Math.ceil(count / PAGE_SIZE))})`;
+}
+
+const stateOf = (i: Instance) => i.state?.state ?? 'ready';
+
 function row(i: Instance, now: number): string[] {
   return [
     i.instance,
     i.address,
-    i.state?.state ?? 'ready',
+    stateOf(i),
     String(i.state?.weight ?? 100),
     i.lease ? 'yes' : '-',
     i.state?.by ?? '-',

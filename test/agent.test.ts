@@ -7,11 +7,13 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EtcdRegistry } from '../src/adapters/etcd/registry.js';
 import { DEFAULT_TEMPLATE_PATH } from '../src/adapters/haproxy/template.js';
+import { NAME_RE } from '../src/core/names.js';
 import { sharedEtcdEndpoint, uniquePrefix, wipe } from './helpers/etcd.js';
 import {
   agentConfig,
   freePort,
   httpGet,
+  quiescent,
   registryAt,
   startAgent,
   startHaproxy,
@@ -146,16 +148,18 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
   });
 
   it('an invalid registry value is skipped and reported, with no reload and the live file unchanged', async () => {
+    // The previous test's last change routes before the agent rewrites the file: start
+    // from a file that already says everything the registry holds.
+    await quiescent(running, hap);
     const before = await readFile(hap.config);
     const worker = await hap.workerPid();
     const n = running.results.length;
     await raw.put(`${prefix}/services/web/web-9`).value('999.1.1.1:80');
     try {
       const r = await resultAfter(n, (x) => (x.warnings ?? []).some((w) => w.includes('web-9')), 'a warning about web-9');
-      // Not 'none' strictly: a server removal left pending by an earlier test may complete
-      // in the same apply on a loaded machine. What matters is that nothing was reloaded.
-      expect(r.method).not.toBe('reload');
-      expect(r.warnings?.join()).toMatch(/skipped .*\/services\/web\/web-9: value "999\.1\.1\.1:80" is not host:port/);
+      // Nothing else was in flight (quiescent above): this apply had nothing to change.
+      expect(r.method).toBe('none');
+      expect(r.warnings?.join()).toMatch(/skipped ".*\/services\/web\/web-9": value "999\.1\.1\.1:80" is not host:port/);
       expect((await readFile(hap.config)).equals(before)).toBe(true);
       expect(await hap.workerPid()).toBe(worker);
     } finally {
@@ -164,7 +168,23 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
     }
   });
 
+  it('a registry key with a newline is reported quoted, so it cannot forge a line of its own', async () => {
+    const key = `${prefix}/services/web/web-x\n[ALERT] forged`;
+    const n = running.results.length;
+    await raw.put(key).value('127.0.0.1:1');
+    try {
+      const r = await resultAfter(n, (x) => (x.warnings ?? []).some((w) => w.includes('forged')), 'a warning about the key');
+      const warning = r.warnings!.find((w) => w.includes('forged'))!;
+      expect(warning).toBe(`skipped ${JSON.stringify(key)}: instance name ${JSON.stringify('web-x\n[ALERT] forged')} is invalid (must match ${NAME_RE.source})`);
+      const fed = await waitFor('the feed line', () => running.feed.find((t) => t.includes('forged')));
+      expect(fed).not.toMatch(/[\n\r]/);
+    } finally {
+      await raw.delete().key(key).exec();
+    }
+  });
+
   it('a broken template is not applied: no reload, live config byte-identical, haproxy error reported', async () => {
+    await quiescent(running, hap);
     const before = await readFile(hap.config);
     const worker = await hap.workerPid();
     const good = await readFile(templatePath, 'utf8');
@@ -178,9 +198,21 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
     expect((await readFile(hap.config)).equals(before)).toBe(true);
     expect(await hap.workerPid()).toBe(worker);
 
-    // A template that does not even compile is refused before anything is rendered.
+    // A template that does not even compile (SIGHUP): reported like a failed check, in the
+    // agent's key too, and nothing is touched.
+    const k = running.results.length;
     await writeFile(templatePath, '{{#each services}}\n');
-    await expect(running.agent.refreshTemplate()).rejects.toMatchObject({ code: 'E_CONFIG' });
+    await running.agent.refreshTemplate();
+    const parse = await resultAfter(k, (x) => !x.ok && x.failure === 'render', 'a failed template load');
+    expect(parse.error?.[0]).toMatch(new RegExp(`^template does not compile: ${templatePath.replace(/[.]/g, '\\.')}:\\d+: `));
+    expect(running.feed[running.feed.length - 1]).toMatch(/^haproxy lb-1: render FAILED: template does not compile: .* — kept last good config$/);
+    const stored = await waitFor('the failure in the agent key', async () => {
+      const v = JSON.parse((await raw.get(`${prefix}/switchyard/agents/lb-1`).string()) ?? '{}') as { ok?: boolean; failure?: string; error?: string[] };
+      return v.failure === 'render' ? v : undefined;
+    });
+    expect(stored).toMatchObject({ ok: false, error: parse.error });
+    expect((await readFile(hap.config)).equals(before)).toBe(true);
+    expect(await hap.workerPid()).toBe(worker);
 
     await writeFile(templatePath, good);
     const m = running.results.length;

@@ -5,7 +5,8 @@
  * template's file:line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +14,8 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EtcdRegistry } from '../src/adapters/etcd/registry.js';
 import { sharedEtcdEndpoint, uniquePrefix, wipe } from './helpers/etcd.js';
-import { freePort, httpGet, registryAt, startHaproxy, startHttpBackend, waitFor, whoAnswers, type HttpBackend, type TestHaproxy } from './helpers/haproxy.js';
+import { DEFAULT_TEMPLATE_PATH } from '../src/adapters/haproxy/template.js';
+import { freePort, httpGet, prepareHaproxy, registryAt, startHaproxy, startHttpBackend, waitFor, whoAnswers, type HttpBackend, type TestHaproxy } from './helpers/haproxy.js';
 
 const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
 
@@ -38,7 +40,8 @@ function start(args: string[]): { child: ChildProcess; done: Promise<Run> } {
 
 const run = (args: string[]) => start(args).done;
 
-describe('switchyard agent / render / check (processes, real etcd + haproxy)', () => {
+// Every test spawns node processes (a few seconds each on a loaded 2-core machine).
+describe('switchyard agent / render / check (processes, real etcd + haproxy)', { timeout: 120_000 }, () => {
   let dir: string;
   let configPath: string;
   let hap: TestHaproxy;
@@ -135,5 +138,156 @@ describe('switchyard agent / render / check (processes, real etcd + haproxy)', (
     expect(checked.code).toBe(1);
     expect(checked.stderr).toMatch(/the HAProxy template .*broken\.hbs is invalid/);
     expect(checked.stderr).toMatch(/broken\.hbs:\d+: /);
+  });
+});
+
+/**
+ * First boot on a host whose HAProxy is not running yet (the confd `-onetime` boot order):
+ * the file is rendered, validated and written without HAProxy, HAProxy starts from it,
+ * and the agent converges through the runtime API from there.
+ */
+describe('first boot: HAProxy not running yet (processes, real etcd + haproxy)', { timeout: 120_000 }, () => {
+  let dir: string;
+  let configPath: string;
+  let badPath: string;
+  /** The same config with a copy of the shipped template, to edit under a running agent. */
+  let hupPath: string;
+  let hupTemplate: string;
+  let hap: TestHaproxy;
+  let raw: Etcd3;
+  let registry: EtcdRegistry;
+  let prefix: string;
+  let url: string;
+  let w1: HttpBackend;
+  let w2: HttpBackend;
+  let agent: ChildProcess | undefined;
+
+  const agentKey = async () => {
+    const v = await raw.get(`${prefix}/switchyard/agents/boot-1`).string();
+    return v === null ? undefined : (JSON.parse(v) as { ok?: boolean; failure?: string; error?: string[] });
+  };
+  const tempFiles = async () => (await readdir(hap.dir)).filter((f) => f.endsWith('.tmp'));
+
+  beforeAll(async () => {
+    const endpoint = sharedEtcdEndpoint();
+    prefix = uniquePrefix('boot');
+    raw = new Etcd3({ hosts: endpoint });
+    registry = registryAt(endpoint, prefix);
+    [hap, w1, w2] = await Promise.all([prepareHaproxy(), startHttpBackend('web-1'), startHttpBackend('web-2')]);
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/`;
+    dir = await mkdtemp(join(tmpdir(), 'switchyard-first-boot-'));
+    await writeFile(join(dir, 'acl.yaml'), 'rules:\n  - allow: [help]\n    users: ["*"]\n');
+    const config = (template?: string) =>
+      [
+        `etcd: { endpoints: [${endpoint}] }`,
+        `registry: { prefix: ${prefix}/services, switchyardPrefix: ${prefix}/switchyard }`,
+        'acl: { path: ./acl.yaml }',
+        'haproxy:',
+        `  config: ${hap.config}`,
+        `  adminSocket: ${hap.adminSocket}`,
+        `  masterSocket: ${hap.masterSocket}`,
+        `  binary: ${hap.binary}`,
+        '  agentId: boot-1',
+        ...(template ? [`  template: ${template}`] : []),
+        // Routed only: instances are registered by hand, nothing to scale.
+        'services:',
+        `  web: { listen: 127.0.0.1:${port} }`,
+        '',
+      ].join('\n');
+    configPath = join(dir, 'switchyard.yaml');
+    badPath = join(dir, 'bad.yaml');
+    hupPath = join(dir, 'hup.yaml');
+    hupTemplate = join(dir, 'hup.hbs');
+    const shipped = await readFile(DEFAULT_TEMPLATE_PATH, 'utf8');
+    await writeFile(configPath, config());
+    await writeFile(badPath, config('./bad.hbs'));
+    await writeFile(join(dir, 'bad.hbs'), shipped.replace('balance {{balance}}', 'balance nonsense'));
+    await writeFile(hupPath, config('./hup.hbs'));
+    await writeFile(hupTemplate, shipped);
+    await registry.register('web', 'web-1', w1.address, { by: 'U1' });
+  });
+
+  afterAll(async () => {
+    if (agent && agent.exitCode === null) agent.kill('SIGKILL');
+    await registry?.close();
+    await hap?.dispose();
+    await Promise.all([w1?.close(), w2?.close()]);
+    if (raw) {
+      await wipe(raw, `${prefix}/`);
+      raw.close();
+    }
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('`render --once` refuses a candidate haproxy -c rejects: exit 1, nothing written', async () => {
+    const r = await run(['render', '--once', '--config', badPath]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/balance only supports/);
+    expect(existsSync(hap.config)).toBe(false);
+    expect(await tempFiles()).toEqual([]);
+  });
+
+  it('`render --once` writes the validated config without HAProxy, says it did not reload, and HAProxy starts from it', async () => {
+    const r = await run(['render', '--once', '--config', configPath]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`haproxy boot-1: wrote ${hap.config} (haproxy -c: valid); HAProxy did not answer, so nothing was reloaded — start HAProxy from this file\n`);
+    expect(r.stderr).toMatch(/waiting for HAProxy: .*not reachable .*\((ENOENT|ECONNREFUSED)\)/);
+    const written = await readFile(hap.config, 'utf8');
+    expect(written).toContain(`    server web-1 ${w1.address} check inter 2000 weight 100\n`);
+    expect(written).toMatch(/^frontend fe_web$/m);
+    expect(await tempFiles()).toEqual([]);
+
+    await hap.start();
+    await waitFor('web-1 routed by HAProxy started from the file', async () => (await httpGet(url).catch(() => undefined))?.body === 'web-1', 10_000);
+    // Run again with HAProxy up: now it says what it applied (nothing to change here).
+    const again = await run(['render', '--once', '--config', configPath]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toBe('haproxy boot-1: no change\n');
+    await hap.stop();
+  });
+
+  it('`switchyard agent` writes the file, reports "waiting for HAProxy" in its key, converges by runtime API once HAProxy starts; a template that does not parse on SIGHUP shows in its key', async () => {
+    await rm(hap.config, { force: true });
+    const proc = start(['agent', '--config', hupPath]);
+    agent = proc.child;
+    const waiting = await waitFor('"waiting for HAProxy" in the agent key', async () => {
+      const v = await agentKey();
+      return v?.failure === 'unavailable' ? v : undefined;
+    }, 20_000, 50);
+    expect(waiting.ok).toBe(false);
+    expect(waiting.error?.[0]).toMatch(/^waiting for HAProxy: /);
+    expect(await readFile(hap.config, 'utf8')).toContain(`server web-1 ${w1.address} `);
+
+    await hap.start();
+    const worker = await hap.workerPid();
+    await waitFor('the agent sees HAProxy', async () => (await agentKey())?.ok === true, 20_000, 50);
+    await registry.register('web', 'web-2', w2.address, { by: 'U1' });
+    await waitFor('web-2 routed', async () => (await whoAnswers(url, 4)).has('web-2'), 20_000, 50);
+    expect(await hap.workerPid()).toBe(worker);
+    await waitFor('web-2 in the file', async () => (await readFile(hap.config, 'utf8')).includes(`server web-2 ${w2.address} `));
+
+    // SIGHUP with a template that does not parse: refused like a failed haproxy -c, in the key.
+    const live = await readFile(hap.config);
+    const good = await readFile(hupTemplate, 'utf8');
+    await writeFile(hupTemplate, 'global\n{{#each services}}\n');
+    agent.kill('SIGHUP');
+    const refused = await waitFor('the refusal in the agent key', async () => {
+      const v = await agentKey();
+      return v?.failure === 'render' ? v : undefined;
+    }, 20_000, 50);
+    expect(refused.ok).toBe(false);
+    expect(refused.error?.[0]).toMatch(/^template does not compile: .*hup\.hbs:\d+: /);
+    expect((await readFile(hap.config)).equals(live)).toBe(true);
+    expect(await hap.workerPid()).toBe(worker);
+    await writeFile(hupTemplate, good);
+    agent.kill('SIGHUP');
+    await waitFor('the agent key ok again', async () => (await agentKey())?.ok === true, 20_000, 50);
+    expect(await hap.workerPid()).toBe(worker);
+
+    agent.kill('SIGTERM');
+    const { code } = await proc.done;
+    expect(code).toBe(0);
+    expect(await agentKey()).toBeUndefined();
   });
 });

@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, loadSecrets, resolveConfigPath } from '../src/config/load.js';
+import { parseAcl } from '../src/core/acl.js';
 import { isSwitchyardError, type SwitchyardError } from '../src/core/errors.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -78,11 +79,40 @@ describe('loadConfig', () => {
     expect(err.details[1]).toMatch(new RegExp(`^${file}:7: services\\.web\\.listen: expected host:port`));
   });
 
-  it('refuses unknown keys, at their line', async () => {
-    const file = await configFile('unknown.yaml', 'etcd:\n  endpoint: http://x:2379\nslak: {}\n');
+  it('refuses unknown keys at their own line, not at the parent key, with the fix', async () => {
+    const file = await configFile(
+      'unknown.yaml',
+      [
+        'etcd:',
+        '  endpoints: [http://127.0.0.1:2379]',
+        '  endpoint: http://x:2379',
+        'slak: {}',
+        'services:',
+        '  web:',
+        '    image: x',
+        '    port: 80',
+        '    lisen: 127.0.0.1:8080',
+        '    colour: blue',
+        '',
+      ].join('\n'),
+    );
     const err = await configError(loadConfig(file, {}));
-    expect(err.details.join('\n')).toMatch(new RegExp(`${file}:2: etcd: .*"endpoint"`));
-    expect(err.details.join('\n')).toMatch(new RegExp(`${file}:1: .*"slak"`));
+    expect(err.details).toHaveLength(4);
+    expect(err.details[0]).toBe(`${file}:3: etcd.endpoint: unknown key; did you mean "endpoints"? (rename it)`);
+    expect(err.details[1]).toBe(`${file}:4: slak: unknown key; did you mean "slack"? (rename it)`);
+    expect(err.details[2]).toBe(`${file}:9: services.web.lisen: unknown key; did you mean "listen"? (rename it)`);
+    expect(err.details[3]).toMatch(new RegExp(`^${file}:10: services\\.web\\.colour: unknown key; remove it \\(allowed here: .*\\bmaxReplicas\\b.*\\)$`));
+  });
+
+  it('refuses unknown keys in acl.yaml at their own line too', () => {
+    const text = ['groups:', '  oncall: [U1]', 'rules:', '  - allow: [help]', '    users: ["*"]', '    chanels: [dm]', 'rule: []', ''].join('\n');
+    const result = parseAcl(text, 'acl.yaml');
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors).toEqual([
+      'acl.yaml:6: rules.0.chanels: unknown key; did you mean "channels"? (rename it)',
+      'acl.yaml:7: rule: unknown key; did you mean "rules"? (rename it)',
+    ]);
   });
 
   it('requires etcd', async () => {
@@ -95,9 +125,15 @@ describe('loadConfig', () => {
     expect(err.details[0]).toMatch(/syntax\.yaml:[23]: /);
   });
 
-  it('reports a missing file', async () => {
-    const err = await configError(loadConfig(join(dir, 'nope.yaml'), {}));
-    expect(err.details[0]).toMatch(/nope\.yaml:1: cannot read: ENOENT/);
+  it('reports a missing file with the path tried and the command that creates it', async () => {
+    const missing = join(dir, 'nope.yaml');
+    const err = await configError(loadConfig(missing, {}));
+    expect(err.message).toBe(`no configuration file at ${missing}`);
+    expect(err.details[0]).toMatch(new RegExp(`^looked for ${missing} \\(the path comes from --config, else \\$SWITCHYARD_CONFIG, else \\./switchyard\\.yaml\\)$`));
+    const cp = /^to start from the documented example: cp (\S+) (\S+)$/.exec(err.details[1] ?? '');
+    expect(cp?.[2]).toBe(missing);
+    // The example named is the one shipped with the package, wherever the command runs from.
+    expect(resolve(cp?.[1] ?? '')).toBe(EXAMPLE);
   });
 
   it('applies ETCD_ENDPOINTS and DOCKER_HOST from the environment', async () => {
@@ -144,9 +180,9 @@ describe('loadConfig', () => {
 });
 
 describe('loadSecrets', () => {
-  it('defaults PORT and leaves unset secrets out', () => {
-    expect(loadSecrets({})).toEqual({ port: 3000 });
-    expect(loadSecrets({ PORT: '', SLACK_BOT_TOKEN: '' })).toEqual({ port: 3000 });
+  it('defaults HOST and PORT and leaves unset secrets out', () => {
+    expect(loadSecrets({})).toEqual({ host: '0.0.0.0', port: 3000 });
+    expect(loadSecrets({ HOST: '', PORT: '', SLACK_BOT_TOKEN: '' })).toEqual({ host: '0.0.0.0', port: 3000 });
   });
 
   it('reads and trims every variable', () => {
@@ -156,6 +192,7 @@ describe('loadSecrets', () => {
         SLACK_SIGNING_SECRET: 'sig',
         SLACK_APP_TOKEN: 'xapp-1',
         SLACK_API_URL: 'http://127.0.0.1:1234/api/',
+        HOST: '127.0.0.1',
         PORT: '8080',
         ETCD_PASSWORD: 'pw',
         LOG_LEVEL: 'debug',
@@ -165,10 +202,15 @@ describe('loadSecrets', () => {
       slackSigningSecret: 'sig',
       slackAppToken: 'xapp-1',
       slackApiUrl: 'http://127.0.0.1:1234/api/',
+      host: '127.0.0.1',
       port: 8080,
       etcdPassword: 'pw',
       logLevel: 'debug',
     });
+  });
+
+  it('takes HOST as an IPv4 or IPv6 address or a host name', () => {
+    expect(['::', '::1', '10.0.0.7', 'bot.internal'].map((HOST) => loadSecrets({ HOST }).host)).toEqual(['::', '::1', '10.0.0.7', 'bot.internal']);
   });
 
   it('normalises SLACK_API_URL to end with a slash', () => {
@@ -179,6 +221,8 @@ describe('loadSecrets', () => {
     ['PORT', '0'],
     ['PORT', '65536'],
     ['PORT', 'http'],
+    ['HOST', 'http://0.0.0.0'],
+    ['HOST', 'a b'],
     ['SLACK_API_URL', 'not a url'],
     ['SLACK_API_URL', 'ftp://x/api/'],
     ['LOG_LEVEL', 'loud'],

@@ -32,7 +32,11 @@ let host: string;
 let engine: DockerEngine;
 let raw: Dockerode;
 const unmanaged: string[] = [];
-const timings: Record<string, number> = {};
+/**
+ * How long an engine event may take to arrive here: a liveness bound far above the tens of
+ * milliseconds expected (bench/scale.ts measures kill → deregistered), so load cannot fail it.
+ */
+const EVENT_MS = 10_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -92,7 +96,6 @@ afterAll(async () => {
   const ids = [...ours.filter((c) => c.Labels[LABEL_OWNER]?.startsWith(OWNER)).map((c) => c.Id), ...unmanaged];
   await Promise.all(ids.map((id) => raw.getContainer(id).remove({ force: true }).catch(() => undefined))); // some are gone already
   await Promise.all([IMAGE, HEALTHY_IMAGE].map((i) => raw.getImage(i).remove().catch(() => undefined)));
-  if (Object.keys(timings).length) console.info('docker timings (ms):', timings);
 });
 
 describe('docker engine adapter', () => {
@@ -103,14 +106,9 @@ describe('docker engine adapter', () => {
   });
 
   it('creates and starts a managed container whose published port answers HTTP', async () => {
-    const t0 = Date.now();
     const { id } = await engine.create(spec('w1'));
-    const t1 = Date.now();
     const started = await engine.start(id);
-    const t2 = Date.now();
     const info = await engine.waitRunning(id, { timeoutMs: 10_000 });
-    const t3 = Date.now();
-    Object.assign(timings, { create: t1 - t0, start: t2 - t1, waitRunning: t3 - t2, createToRunning: t3 - t0 });
 
     const port = started.ports.find((p) => p.containerPort === 80);
     expect(port?.hostIp).toBe('127.0.0.1');
@@ -124,9 +122,7 @@ describe('docker engine adapter', () => {
   });
 
   it('launchContainer returns the address to register', async () => {
-    const t0 = Date.now();
     const l = await launchContainer(engine, spec('w2', { env: { GREETING: 'hi' } }), { timeoutMs: 10_000 });
-    timings.launchContainer = Date.now() - t0;
     expect(l.hostIp).toBe('127.0.0.1');
     expect((await fetch(`http://127.0.0.1:${l.hostPort}/`)).status).toBe(200);
     const env = (await raw.getContainer(l.id).inspect()).Config.Env;
@@ -153,26 +149,28 @@ describe('docker engine adapter', () => {
     expect(w1?.ports[0]?.hostPort).toBeGreaterThan(0);
   });
 
-  it('a docker kill delivers a die event with the exit code within 1 s', async () => {
-    const events: Array<EngineEvent & { at: number }> = [];
-    const sub = engine.events({ owner: OWNER, onEvent: (e) => events.push({ ...e, at: Date.now() }) });
+  it('a docker kill delivers a die event with the exit code', async () => {
+    const events: EngineEvent[] = [];
+    const sub = engine.events({ owner: OWNER, onEvent: (e) => events.push(e) });
     try {
       await sub.ready;
       const l = await launchContainer(engine, spec('k1'));
-      const killedAt = Date.now();
       await raw.getContainer(l.id).kill();
-      const die = await waitFor('die event', () => events.find((e) => e.id === l.id && e.action === 'die'), 1000);
-      timings.killToDieEvent = die.at - killedAt;
+      const die = await waitFor('die event', () => events.find((e) => e.id === l.id && e.action === 'die'), EVENT_MS);
       expect(die).toMatchObject({ service: 'web', instance: 'k1', owner: OWNER, exitCode: 137 });
       expect(events.find((e) => e.id === l.id && e.action === 'kill')?.signal).toMatch(/^(9|SIGKILL)$/);
       expect(events.find((e) => e.id === l.id && e.action === 'start')).toBeDefined();
       const info = await engine.inspect(l.id);
       expect(info).toMatchObject({ status: 'exited', exitCode: 137, oomKilled: false });
       expect(info.finishedAt).toBeInstanceOf(Date);
-      // Another owner's containers never reach this subscription.
+      // Another owner's containers never reach this subscription. The positive sign that the
+      // stream has got past the other owner's kill: the kill of one of ours that follows it
+      // (the engine sends events in order).
       const other = await launchContainer(engine, spec('k2', { owner: OTHER_OWNER }));
+      const after = await launchContainer(engine, spec('k3'));
       await raw.getContainer(other.id).kill();
-      await sleep(200);
+      await raw.getContainer(after.id).kill();
+      await waitFor('the die event of the later kill', () => events.find((e) => e.id === after.id && e.action === 'die'), EVENT_MS);
       expect(events.some((e) => e.id === other.id)).toBe(false);
     } finally {
       sub.close();
@@ -181,9 +179,7 @@ describe('docker engine adapter', () => {
 
   it('stops with a grace period and removes', async () => {
     const l = await launchContainer(engine, spec('s1'));
-    const t0 = Date.now();
-    await engine.stop(l.id, 1000);
-    timings.stopGrace1s = Date.now() - t0; // busybox httpd as PID 1 ignores SIGTERM: the grace runs out
+    await engine.stop(l.id, 1000); // busybox httpd as PID 1 ignores SIGTERM: the grace runs out
     expect((await engine.inspect(l.id)).status).toBe('exited');
     await engine.stop(l.id, 1000); // already stopped: not an error
     await engine.remove(l.id);
@@ -238,9 +234,7 @@ describe('docker engine adapter', () => {
   });
 
   it('waits for a HEALTHCHECK to report healthy', async () => {
-    const t0 = Date.now();
     const l = await launchContainer(engine, spec('h1', { image: HEALTHY_IMAGE }), { timeoutMs: 10_000 });
-    timings.launchUntilHealthy = Date.now() - t0;
     expect(l.info).toMatchObject({ hasHealthcheck: true, health: 'healthy' });
 
     const sick = await codeOf(launchContainer(engine, spec('h2', { image: HEALTHY_IMAGE, cmd: ['sleep', '30'] }), { timeoutMs: 10_000 }));
@@ -264,7 +258,7 @@ describe('docker engine adapter', () => {
       expect(info.cause).toMatch(/events stream/);
       await waitFor('replayed start event', () => events.find((e) => e.id === l.id && e.action === 'start'));
       await raw.getContainer(l.id).kill();
-      await waitFor('die after reconnect', () => events.find((e) => e.id === l.id && e.action === 'die'), 1000);
+      await waitFor('die after reconnect', () => events.find((e) => e.id === l.id && e.action === 'die'), EVENT_MS);
       expect(events.filter((e) => e.id === l.id && e.action === 'start')).toHaveLength(1);
     } finally {
       sub.close();
@@ -279,17 +273,13 @@ describe('docker engine adapter on a private engine', () => {
   let e2: DockerEngine;
 
   beforeAll(async () => {
-    const t0 = Date.now();
     own = await startDockerd();
-    timings.privateDockerdStart = Date.now() - t0;
     e2 = createDockerEngine({ host: own.host, log: silent });
     await buildBusyboxImage(own.host, IMAGE);
   });
 
   afterAll(async () => {
-    const t0 = Date.now();
     await own?.stop();
-    timings.privateDockerdStop = Date.now() - t0;
   });
 
   it('an auto-assigned port that another process holds is skipped, not a clash', async () => {
@@ -297,13 +287,14 @@ describe('docker engine adapter on a private engine', () => {
     // is the one the next start tries first; its port mapper must move past a foreign listener.
     const first = await launchContainer(e2, spec('a1'));
     const next = createServer((s) => s.destroy());
-    const held = await new Promise<boolean>((resolve) => {
-      next.once('error', () => resolve(false));
-      next.listen(first.hostPort + 1, '127.0.0.1', () => resolve(true));
+    // Held by us, or already by some other process: either way not Docker's to hand out.
+    await new Promise<void>((resolve, reject) => {
+      next.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve() : reject(err)));
+      next.listen(first.hostPort + 1, '127.0.0.1', () => resolve());
     });
     try {
       const second = await launchContainer(e2, spec('a2'));
-      if (held) expect(second.hostPort).toBeGreaterThan(first.hostPort + 1);
+      expect(second.hostPort).toBeGreaterThan(first.hostPort + 1);
       expect((await fetch(`http://127.0.0.1:${second.hostPort}/`)).status).toBe(200);
     } finally {
       next.close();
@@ -318,13 +309,11 @@ describe('docker engine adapter on a private engine', () => {
     try {
       await sub.ready;
       for (const c of await e2.listManaged(OWNER)) await e2.remove(c.id, { force: true }); // a quick shutdown
-      const t1 = Date.now();
       await own.restart();
-      timings.privateDockerdRestart = Date.now() - t1;
-      const info = await waitFor('reconnect after restart', () => reconnects[0], 5000);
+      const info = await waitFor('reconnect after restart', () => reconnects[0], EVENT_MS);
       expect(info.downMs).toBeGreaterThan(0);
       const l = await launchContainer(e2, spec('e2'));
-      await waitFor('start event after restart', () => events.find((e) => e.id === l.id && e.action === 'start'), 1000);
+      await waitFor('start event after restart', () => events.find((e) => e.id === l.id && e.action === 'start'), EVENT_MS);
     } finally {
       sub.close();
     }

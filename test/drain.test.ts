@@ -34,12 +34,14 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
     await waitFor('web-2 routed', async () => (await whoAnswers(fx.url, 4)).has('web-2'));
     const worker = await fx.hap.workerPid();
 
-    const drain = fx.run('drain web web-1 --timeout 20s');
+    const seen: string[] = [];
+    const drain = fx.run('drain web web-1 --timeout 20s', (line) => seen.push(line));
     // Progress says the session is draining once the agent has applied DRAIN.
     await waitFor('DRAIN applied', async () => (await fx.hap.runtime.showStat()).find((s) => s.name === 'web-1')?.status === 'DRAIN');
     expect(names(await whoAnswers(fx.url, 6))).toEqual(['web-2']);
     expect(await scur('web-1')).toBe(1);
-    await new Promise((r) => setTimeout(r, 300)); // one poll of the plugin sees the open session
+    // The request is let go only once the plugin has reported the open session.
+    await waitFor('the drain to report the open session', () => seen.includes('web/web-1: 1 session draining'), 20_000);
     w1.release();
     expect(await held).toEqual({ status: 200, body: 'web-1' });
 

@@ -2,7 +2,7 @@
  * Pure parts of the HAProxy engine: parsers, model, template, plan, reconcile, reports.
  */
 import { describe, expect, it, vi } from 'vitest';
-import type { ApplyResult } from '../src/adapters/haproxy/apply.js';
+import type { ApplyResult } from '../src/core/apply-result.js';
 import { cleanCheckOutput } from '../src/adapters/haproxy/check.js';
 import { buildModel, type HaproxyModel } from '../src/adapters/haproxy/model.js';
 import { planApply, type AppliedConfig } from '../src/adapters/haproxy/plan.js';
@@ -257,7 +257,15 @@ describe('reports', () => {
     expect(formatApplyResult(r({ method: 'reload', ok: false, failure: 'check', error: ['haproxy -c rejected the new config:', "[ALERT] config : parsing [haproxy.cfg:31] : balance only supports 'roundrobin'"] }))).toBe(
       "haproxy lb-1: check FAILED: haproxy -c rejected the new config: | [ALERT] config : parsing [haproxy.cfg:31] : balance only supports 'roundrobin' — kept last good config",
     );
-    expect(formatApplyResult(r({ ok: false, failure: 'unavailable', error: ['HAProxy is not reachable'] }))).toBe('haproxy lb-1: HAProxy unreachable: HAProxy is not reachable — will retry');
+    expect(formatApplyResult(r({ ok: false, failure: 'unavailable', error: ['waiting for HAProxy: not reachable', '/x/haproxy.cfg holds the validated config'] }))).toBe(
+      'haproxy lb-1: waiting for HAProxy: not reachable | /x/haproxy.cfg holds the validated config — will retry',
+    );
+    expect(formatApplyResult(r({ method: 'none', ok: false, failure: 'render', error: ['template does not compile: /t.hbs:2: Parse error on line 2:'] }))).toBe(
+      'haproxy lb-1: render FAILED: template does not compile: /t.hbs:2: Parse error on line 2: — kept last good config',
+    );
+    expect(formatApplyResult(r({ method: 'reload', ok: false, failure: 'write', error: ['cannot write /x/haproxy.cfg: EACCES'] }))).toBe(
+      'haproxy lb-1: write FAILED: cannot write /x/haproxy.cfg: EACCES — kept last good config',
+    );
     expect(formatApplyResult(r({ changes: Array.from({ length: 15 }, (_, i) => `+w${i}`) }))).toMatch(/\+w11 \(\+3 more\) in 3 ms$/);
     expect(formatApplyResult(r({ changes: ['-web-2'], pending: ['web-2'] }))).toBe('haproxy lb-1: runtime −web-2 in 3 ms — waiting for sessions to end on web-2');
   });

@@ -30,6 +30,10 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
     await waitFor('web-1 in the live file', async () => (await readFile(fx.hap.config, 'utf8')).includes(`server web-1 `));
   });
 
+  /** The agent's last apply result as stored in etcd ({} when there is none). */
+  const agentKey = async () =>
+    JSON.parse((await fx.raw.get(`${fx.prefix}/switchyard/agents/lb-render`).string()) ?? '{}') as { ok?: boolean; failure?: string; error?: string[] };
+
   afterAll(async () => {
     await fx?.dispose();
     await Promise.all((backends ?? []).map((b) => b.close()));
@@ -44,23 +48,36 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
     expect((await fx.run('render --diff')).tables?.[0]?.table.header[0]).toMatch(/^# no difference/);
   });
 
-  it('--diff shows the server the registry added while HAProxy could not take it', async () => {
+  it('--diff shows what the template file on disk would change in the live config', async () => {
+    await writeFile(template, goodTemplate.replace('defaults\n', 'defaults\n    # not loaded yet\n'));
+    try {
+      const diff = await fx.run('render --diff');
+      expect(diff.summary).toMatch(/differs from the live config$/);
+      expect(diff.details?.[0]).toMatch(/^the template file changed since the agent loaded it/);
+      const lines = cells(diff);
+      expect(lines[0]).toMatch(/^--- .*haproxy\.cfg \(live\)  \+1 −0$/);
+      expect(lines).toContain('+    # not loaded yet');
+    } finally {
+      await writeFile(template, goodTemplate);
+    }
+  });
+
+  it('HAProxy down: a registry change is written for HAProxy to start from, --apply says it waits, and HAProxy back converges', async () => {
     const [, w2] = backends as [HttpBackend, HttpBackend];
     await fx.hap.stop();
     await fx.registry.register('web', 'web-2', w2.address, { by: 'U1' });
-    const diff = await waitFor('a diff', async () => {
-      const r = await fx.run('render --diff');
-      return r.tables?.[0]?.table.rows.length ? r : undefined;
-    });
-    expect(diff.summary).toMatch(/differs from the live config$/);
-    const lines = cells(diff);
-    expect(lines[0]).toMatch(/^--- .*haproxy\.cfg \(live\)  \+1 −0$/);
-    expect(lines).toContain(`+    server web-2 ${w2.address} check inter 500 weight 100`);
-    expect(lines.filter((l) => /^[+-] /.test(l) || /^[+-]\s{4}/.test(l))).toHaveLength(1);
-    // HAProxy back: the agent converges by itself.
+    await waitFor('web-2 in the file HAProxy will start from', async () => (await readFile(fx.hap.config, 'utf8')).includes(`server web-2 ${w2.address} `));
+    expect((await fx.run('render --diff')).tables?.[0]?.table.header[0]).toMatch(/^# no difference/);
+    const r = await fx.run('render --apply');
+    expect(r).toMatchObject({ ok: false, code: 'E_UNAVAILABLE' });
+    expect(r.summary).toMatch(/^haproxy lb-render: waiting for HAProxy: .* — will retry$/);
+    // The key is written just after the reply's result: wait for it rather than race it.
+    expect(await waitFor('"waiting" in the agent key', async () => (await agentKey()).failure === 'unavailable')).toBe(true);
+    expect(await agentKey()).toMatchObject({ ok: false, error: [expect.stringMatching(/^waiting for HAProxy: /), expect.any(String)] });
+    // HAProxy back, from that file: the agent converges by itself.
     await fx.hap.start();
     await waitFor('web-2 routed', async () => (await whoAnswers(fx.url, 4)).has('web-2'), 10_000);
-    await waitFor('no diff left', async () => (await fx.run('render --diff')).tables?.[0]?.table.rows.length === 0);
+    await waitFor('the agent key ok again', async () => (await agentKey()).ok === true);
   });
 
   it('--apply with an invalid template keeps the live config byte-identical and reports haproxy’s error', async () => {
@@ -75,11 +92,20 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
     expect((await readFile(fx.hap.config)).equals(before)).toBe(true);
     expect(await fx.hap.workerPid()).toBe(worker);
 
-    // A template that does not compile: file:line, nothing applied.
+    // A template that does not compile: file:line, nothing applied, and the agent reports
+    // it like a failed check — in its key, so #ops and status show it.
     await writeFile(template, '{{#each services}}\n');
     const broken = await fx.run('render --apply');
     expect(broken).toMatchObject({ ok: false, code: 'E_CONFIG' });
-    expect(broken.summary).toMatch(new RegExp(`template does not compile: ${template.replace(/[.]/g, '\\.')}:\\d+`));
+    expect(broken.summary).toMatch(new RegExp(`^haproxy lb-render: render FAILED: template does not compile: ${template.replace(/[.]/g, '\\.')}:\\d+`));
+    const key = await waitFor('the refusal in the agent key', async () => {
+      const k = await agentKey();
+      return k.failure === 'render' ? k : undefined;
+    });
+    expect(key.ok).toBe(false);
+    expect(key.error?.[0]).toMatch(/^template does not compile: .*:\d+: /);
+    const status = await fx.run('status');
+    expect(JSON.stringify(status.tables)).toMatch(/"lb-render","FAILED","render FAILED: template does not compile/);
     expect((await readFile(fx.hap.config)).equals(before)).toBe(true);
     expect(await fx.hap.workerPid()).toBe(worker);
     await writeFile(template, goodTemplate);
@@ -90,7 +116,7 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
     await fx.raw.put(`${fx.prefix}/services/web/web-9`).value('999.1.1.1:80');
     const r = await fx.run('render --apply');
     expect(r).toMatchObject({ ok: true });
-    expect(r.details?.join('\n')).toMatch(/skipped .*\/services\/web\/web-9: value "999\.1\.1\.1:80" is not host:port/);
+    expect(r.details?.join('\n')).toMatch(/skipped ".*\/services\/web\/web-9": value "999\.1\.1\.1:80" is not host:port/);
     expect((await readFile(fx.hap.config)).equals(before)).toBe(true);
     await fx.raw.delete().key(`${fx.prefix}/services/web/web-9`).exec();
   });

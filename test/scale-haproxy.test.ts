@@ -2,7 +2,7 @@
  * Scale and death detection with HAProxy in the loop: real Docker, real etcd, a real
  * HAProxy driven by the agent. Routed traffic follows every scale step; scale-down waits
  * for a live session on the drained instance instead of cutting it; a killed container
- * leaves HAProxy's rotation within a second.
+ * leaves HAProxy's rotation (how fast is measured in bench/scale.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HaproxySessionCounter } from '../src/orchestrator/haproxy-sessions.js';
@@ -28,7 +28,6 @@ let fx: OrchestratorFixture;
 let hap: TestHaproxy;
 let agent: RunningAgent;
 let url: string;
-const timings: Record<string, number> = {};
 
 /** Hostnames (= short container IDs) answering 3n fresh requests through HAProxy. */
 async function routedTo(n: number): Promise<string[]> {
@@ -58,7 +57,6 @@ afterAll(async () => {
   await agent?.agent.stop();
   await fx?.dispose();
   await hap?.dispose();
-  if (Object.keys(timings).length) console.info('scale + haproxy timings (ms):', timings);
 });
 
 describe('scale with HAProxy in the loop', () => {
@@ -82,33 +80,31 @@ describe('scale with HAProxy in the loop', () => {
     await waitFor('the slow session to open', async () => ((await counter.currentSessions('web', c!.instance)) ?? 0) > 0, 3000);
     const t0 = Date.now();
     const down = await fx.run('scale web 0 --yes');
-    timings.drainWithOpenSession = Date.now() - t0;
+    const waited = Date.now() - t0;
     expect(down.ok, down.summary).toBe(true);
     // The session was answered in full by the drained container, not cut.
     expect(await slow).toEqual({ status: 200, body: c!.id.slice(0, 12) });
-    expect(timings.drainWithOpenSession).toBeGreaterThan(800);
+    expect(waited).toBeGreaterThan(800);
     expect(await fx.containers('web', true)).toEqual([]);
   });
 
-  it('a killed container is out of HAProxy’s rotation within 1 s', async () => {
+  it('a killed container is taken out of HAProxy’s rotation', async () => {
     const orch = startOrchestrator(fx.deps);
     try {
       await orch.started;
       expect((await fx.run('scale web 2')).ok).toBe(true);
       const [victim, survivor] = await fx.containers();
       await expectRouting([victim!.id, survivor!.id]);
-      const killedAt = Date.now();
       await fx.raw.getContainer(victim!.id).kill();
+      // A liveness bound only: ~0.1 s is expected, and well below the 30 s reconcile interval.
       await waitFor('HAProxy to drop the dead server', async () => {
         const row = (await hap.runtime.showStat()).find((r) => r.backend === 'web' && r.name === victim!.instance);
         return row === undefined || row.status === 'MAINT';
-      }, 3000, 5);
-      timings.killToOutOfRotation = Date.now() - killedAt;
-      expect(timings.killToOutOfRotation).toBeLessThanOrEqual(1000);
+      }, 10_000, 20);
       await expectRouting([survivor!.id]);
     } finally {
       await orch.close();
+      await fx.run('scale web 0 --yes');
     }
-    await fx.run('scale web 0 --yes');
   });
 });

@@ -76,7 +76,7 @@ describe('switchyard shell end to end (real etcd)', () => {
       ['deregister', 'ok'],
       ['status', 'ok'],
       ['register', 'invalid'],
-      ['deregister', 'error'],
+      ['deregister', 'confirmation_needed'],
       ['deregister', 'ok'],
     ]);
     expect(audits[0]).toMatchObject({ user: ONCALL, channel: 'dm', source: 'shell', args: { service: 'web', instance: 'web-1', weight: 50 } });

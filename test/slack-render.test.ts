@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { escapeMrkdwn, unescapeMrkdwn } from '../src/adapters/slack/mrkdwn.js';
 import { LIMITS, renderFeedEvent, renderReply, type Block } from '../src/adapters/slack/render.js';
 import { commandFromDm, commandFromMention, commandFromSlash, messageCommand } from '../src/adapters/slack/text.js';
-import { MemoryDeduper } from '../src/adapters/slack/dedupe.js';
+import { MemoryDeduper, requestIdentity } from '../src/adapters/slack/dedupe.js';
 import type { Reply } from '../src/core/reply.js';
 
 /** Every piece of text Slack would parse as mrkdwn in these blocks. */
@@ -163,15 +163,37 @@ describe('command text extraction', () => {
 });
 
 describe('MemoryDeduper', () => {
-  it('reports an id once within the TTL, forgets it after, and stays bounded', () => {
+  it('claims keys once within the TTL, names the original, forgets after, and stays bounded', async () => {
     let now = 0;
     const d = new MemoryDeduper({ ttlMs: 1000, maxEntries: 3, now: () => now });
-    expect(d.seen('a')).toBe(false);
-    expect(d.seen('a')).toBe(true);
+    const rec = (requestId: string) => ({ requestId, at: new Date(now).toISOString() });
+    expect(await d.claim(['trigger/a', 'sig/1'], rec('a'))).toEqual({ duplicate: false });
+    // Either identity is enough: a replay under a new trigger_id still carries the signature.
+    expect(await d.claim(['trigger/b', 'sig/1'], rec('b'))).toEqual({ duplicate: true, key: 'sig/1', original: rec('a') });
+    // A refused claim writes nothing.
+    expect(await d.claim(['trigger/b'], rec('b'))).toEqual({ duplicate: false });
     now = 1001;
-    expect(d.seen('a')).toBe(false);
-    for (const id of ['b', 'c', 'd', 'e']) d.seen(id);
+    expect(await d.claim(['trigger/a'], rec('a2'))).toEqual({ duplicate: false });
+    for (const id of ['c', 'd', 'e', 'f']) await d.claim([`event/${id}`], rec(id));
     expect(d.size).toBe(3);
-    expect(d.seen('e')).toBe(true);
+    expect((await d.claim(['event/f'], rec('f'))).duplicate).toBe(true);
+  });
+});
+
+describe('requestIdentity', () => {
+  it('keys an event by event_id, a command or press by trigger_id, and any request by its signature (hashed)', () => {
+    const sig = `v0=${'ab'.repeat(32)}`;
+    const event = requestIdentity({ event_id: 'Ev0ABC', type: 'event_callback' }, sig);
+    expect(event.requestId).toBe('Ev0ABC');
+    expect(event.kind).toBe('event');
+    expect(event.keys[0]).toBe('event/Ev0ABC');
+    expect(event.keys[1]).toMatch(/^sig\/[0-9a-f]{64}$/);
+    expect(event.keys[1]).not.toContain('ab'.repeat(32));
+    expect(requestIdentity({ command: '/ops', trigger_id: '123.456.abc' })).toMatchObject({ requestId: '123.456.abc', kind: 'command', keys: ['trigger/123.456.abc'] });
+    expect(requestIdentity({ type: 'block_actions', trigger_id: '9.9' }).kind).toBe('interaction');
+    // Ids outside Slack's alphabet never become raw key segments.
+    const odd = requestIdentity({ event_id: '../../services/web/x' });
+    expect(odd.keys).toEqual([expect.stringMatching(/^event\/h-[0-9a-f]{64}$/)]);
+    expect(requestIdentity({}).keys).toEqual([]);
   });
 });

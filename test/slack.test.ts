@@ -7,7 +7,9 @@ import { SlackFeedSink } from '../src/adapters/slack/feed-sink.js';
 import type { DispatchRequest, Dispatcher } from '../src/core/dispatch.js';
 import { createLogger } from '../src/core/log.js';
 import type { Reply } from '../src/core/reply.js';
-import { newTs, postEvent, postSlashCommand, startSlackStandIn, type SlackStandIn } from './helpers/slack.js';
+import { until } from './helpers/feed.js';
+import { freePort } from './helpers/net.js';
+import { newTs, postEvent, postSlashCommand, resend, signRequest, startSlackStandIn, type SlackStandIn } from './helpers/slack.js';
 
 const SECRET = 'test-signing-secret';
 const BOT_TOKEN = 'xoxb-test-bot-token';
@@ -84,19 +86,86 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     expect(standIn.api('auth.test')[0]!.token).toBe(BOT_TOKEN);
   });
 
+  /** A positive sign of processing: a fresh, valid DM that has been answered. */
+  const processedSince = async () => {
+    const text = `status marker-${Math.random().toString(36).slice(2)}`;
+    await postEvent(events, SECRET, { type: 'message', channel_type: 'im', channel: 'D0MARK', user: 'U123', text, ts: newTs() });
+    await standIn.waitFor((c) => c.method === 'chat.postMessage' && c.body.text === `did ${text}`, 5000);
+  };
+  const nonMarker = () => dispatcher.calls.filter((c) => !c.text.startsWith('status marker-'));
+
   it('refuses a bad signature with 401 and dispatches nothing', async () => {
     const res = await postSlashCommand(events, SECRET, { text: 'status forged', user_id: 'U1', channel_id: 'C0OPS', response_url: standIn.responseUrl() }, { secret: 'not-the-secret' });
     expect(res.status).toBe(401);
-    await sleep(100);
-    expect(dispatcher.calls).toHaveLength(0);
+    await processedSince();
+    expect(nonMarker()).toHaveLength(0);
+    expect(logs.some((l) => l.includes('Slack request refused (401): the signature does not match'))).toBe(true);
   });
 
-  it('refuses a request older than 5 minutes (replay) with 401', async () => {
-    const stale = Math.floor(Date.now() / 1000) - 6 * 60;
-    const res = await postEvent(events, SECRET, { type: 'message', channel_type: 'im', channel: 'D0DM', user: 'U1', text: 'status stale', ts: newTs() }, { timestamp: stale });
+  it.each([
+    ['6 minutes old (a replay)', -6 * 60, 'in the past'],
+    ['6 minutes ahead', 6 * 60, 'in the future'],
+    ['1 hour ahead', 60 * 60, 'in the future'],
+  ])('refuses a request signed %s with 401, saying which bound and by how much', async (_label, offsetSec, bound) => {
+    const timestamp = Math.floor(Date.now() / 1000) + offsetSec;
+    const text = `status skewed${offsetSec}`;
+    const logsBefore = logs.length;
+    const res = await postEvent(events, SECRET, { type: 'message', channel_type: 'im', channel: 'D0DM', user: 'U1', text, ts: newTs() }, { timestamp });
     expect(res.status).toBe(401);
-    await sleep(100);
-    expect(dispatcher.calls).toHaveLength(0);
+    const slash = await postSlashCommand(events, SECRET, { text, user_id: 'U1', channel_id: 'C0OPS', response_url: standIn.responseUrl() }, { timestamp });
+    expect(slash.status).toBe(401);
+    await processedSince();
+    expect(dispatcher.callsFor(text)).toHaveLength(0);
+    const line = logs.slice(logsBefore).find((l) => l.includes(`Slack request refused (401): the request timestamp is`) && l.includes(bound) && l.includes('beyond the 300 s bound'));
+    expect(line).toBeDefined();
+    // By how much: the skew in seconds, within the second or two this test takes.
+    const skew = (JSON.parse(line!) as { skewSec: number }).skewSec;
+    expect(Math.abs(skew + offsetSec)).toBeLessThanOrEqual(5);
+  });
+
+  it.each([
+    ['4 minutes old', -4 * 60],
+    ['4 minutes ahead', 4 * 60],
+  ])('accepts a request signed %s', async (_label, offsetSec) => {
+    const id = `skew-ok${offsetSec}`;
+    const res = await postSlashCommand(
+      events,
+      SECRET,
+      { text: `status within${offsetSec}`, user_id: 'U1', channel_id: 'C0OPS', response_url: standIn.responseUrl(id) },
+      { timestamp: Math.floor(Date.now() / 1000) + offsetSec },
+    );
+    expect(res.status).toBe(200);
+    await standIn.waitFor((c) => c.kind === 'response' && c.method === id && c.body.text === `did status within${offsetSec}`, 5000);
+  });
+
+  it('refuses a request without the signing headers (401) and an oversized body (413)', async () => {
+    const unsigned = await fetch(events, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"type":"event_callback"}' });
+    expect(unsigned.status).toBe(401);
+    const huge = 'x'.repeat(4 * 1024 * 1024 + 1);
+    const big = await fetch(events, { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(SECRET, huge) }, body: huge });
+    expect(big.status).toBe(413);
+    expect(logs.some((l) => l.includes('X-Slack-Request-Timestamp is missing'))).toBe(true);
+  });
+
+  it('answers Slack’s URL verification challenge (signed)', async () => {
+    const body = JSON.stringify({ token: 'legacy', challenge: 'c-123', type: 'url_verification' });
+    const res = await fetch(events, { method: 'POST', headers: { 'content-type': 'application/json', ...signRequest(SECRET, body) }, body });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ challenge: 'c-123' });
+  });
+
+  it('acknowledges a replayed slash command (same bytes) and runs it once, logging the original request id', async () => {
+    const id = 'replayed-slash';
+    const first = await postSlashCommand(events, SECRET, { text: 'scale web 4', user_id: 'U123', channel_id: 'C0OPS', response_url: standIn.responseUrl(id), trigger_id: '111.222.replay' });
+    expect(first.status).toBe(200);
+    await standIn.waitFor((c) => c.kind === 'response' && c.method === id && c.body.text === 'did scale web 4', 5000);
+    const again = await resend(first.request);
+    expect(again.status).toBe(200);
+    expect(again.text).toBe('');
+    await processedSince();
+    expect(dispatcher.callsFor('scale web 4')).toHaveLength(1);
+    const dup = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'duplicate Slack request acknowledged, not executed' && l.kind === 'command');
+    expect(dup).toMatchObject({ level: 30, requestId: '111.222.replay', duplicateOf: '111.222.replay' });
   });
 
   it('acks a slash command before a slow dispatch finishes, then answers at the response_url', async () => {
@@ -169,10 +238,10 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     const retry = await postEvent(events, SECRET, event, { eventId: first.eventId, retryNum: 1, retryReason: 'http_timeout' });
     const retry2 = await postEvent(events, SECRET, event, { eventId: first.eventId, retryNum: 2 });
     expect([first.status, retry.status, retry2.status]).toEqual([200, 200, 200]);
-    await sleep(150);
+    await processedSince();
     expect(dispatcher.callsFor('scale web 3')).toHaveLength(1);
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toMatch(/switchyard_slack_duplicate_events_total 2/);
+    expect(metrics).toMatch(/switchyard_slack_duplicate_requests_total\{kind="event"\} 2/);
   });
 
   it('ignores its own messages, other bots, edits and joins', async () => {
@@ -184,8 +253,8 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     await postEvent(events, SECRET, { type: 'message', channel_type: 'channel', subtype: 'channel_join', channel: 'C0OPS', user: 'U123', text: 'joined', ts: newTs() });
     // A plain channel message is not a command either (only DMs and mentions are).
     await postEvent(events, SECRET, { type: 'message', channel_type: 'channel', channel: 'C0OPS', user: 'U123', text: 'status chatter', ts: newTs() });
-    await sleep(200);
-    expect(dispatcher.calls).toHaveLength(0);
+    await processedSince();
+    expect(nonMarker()).toHaveLength(0);
   });
 
   it('posts progress once, updates that message, and ends with the result in it', async () => {
@@ -239,7 +308,7 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
   it('serves /healthz (200 / 503) and /metrics beside /slack/events', async () => {
     let res = await fetch(`${base}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true, details: { etcd: 'up' } });
+    expect(await res.json()).toEqual({ ok: true, details: { slack: 'ok', etcd: 'up' } });
     healthy = false;
     res = await fetch(`${base}/healthz`);
     expect(res.status).toBe(503);
@@ -248,7 +317,7 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/plain');
-    expect(await res.text()).toContain('# TYPE switchyard_slack_duplicate_events_total counter');
+    expect(await res.text()).toContain('# TYPE switchyard_slack_duplicate_requests_total counter');
     expect((await fetch(`${base}/nope`)).status).toBe(404);
   });
 
@@ -285,6 +354,89 @@ describe('Slack adapter start-up', () => {
     } finally {
       await standIn.close();
     }
+  });
+});
+
+describe('Slack adapter while Slack is unreachable', () => {
+  it('serves /healthz (503, with the reason) at once, retries auth.test with a warning naming it, then connects', async () => {
+    const apiPort = await freePort();
+    const apiUrl = `http://127.0.0.1:${apiPort}/api/`;
+    const logs: string[] = [];
+    const dispatcher = new FakeDispatcher();
+    const app = createSlackApp({
+      dispatcher,
+      log: createLogger({ level: 'info', destination: { write: (s: string) => void logs.push(s) } }),
+      botToken: BOT_TOKEN,
+      signingSecret: SECRET,
+      apiUrl,
+      port: 0,
+      host: '127.0.0.1',
+      metricsRegistry: new Registry(),
+      health: async () => ({ ok: true, details: { etcd: 'ok' } }),
+      connectBackoff: { minMs: 50, maxMs: 200 },
+    });
+    let standIn: SlackStandIn | undefined;
+    try {
+      const { port } = await app.listen();
+      const base = `http://127.0.0.1:${port}`;
+      let connected = false;
+      const connecting = app.connect().then(() => (connected = true));
+      // Health and metrics answer although Slack does not.
+      await until('a failed auth.test', () => logs.some((l) => l.includes('Slack is unreachable; retrying')));
+      const health = await fetch(`${base}/healthz`);
+      expect(health.status).toBe(503);
+      const body = (await health.json()) as { ok: boolean; details: { slack: string; etcd: string } };
+      expect(body.ok).toBe(false);
+      expect(body.details.etcd).toBe('ok');
+      expect(body.details.slack).toMatch(new RegExp(`^unreachable since \\d{4}-\\d\\d-\\d\\dT[^ ]+Z: auth\\.test at ${apiUrl.replace(/[./]/g, '\\$&')}: .*ECONNREFUSED`));
+      expect((await fetch(`${base}/metrics`)).status).toBe(200);
+      const warn = JSON.parse(logs.find((l) => l.includes('Slack is unreachable; retrying'))!) as { level: number; reason: string; retryInMs: number };
+      expect(warn.level).toBe(40);
+      expect(warn.reason).toContain(`auth.test at ${apiUrl}`);
+      // Slack's requests cannot be handled yet: 503 tells Slack to retry.
+      const early = await postSlashCommand(`${base}/slack/events`, SECRET, { text: 'status early', user_id: 'U1', channel_id: 'C0OPS', response_url: 'http://127.0.0.1:1/' });
+      expect(early.status).toBe(503);
+      expect(connected).toBe(false);
+
+      standIn = await startSlackStandIn({ port: apiPort });
+      await connecting;
+      expect(app.connected).toBe(true);
+      expect((await fetch(`${base}/healthz`)).status).toBe(200);
+      const id = 'after-connect';
+      await postSlashCommand(`${base}/slack/events`, SECRET, { text: 'status late', user_id: 'U1', channel_id: 'C0OPS', response_url: standIn.responseUrl(id) });
+      await standIn.waitFor((c) => c.kind === 'response' && c.method === id && c.body.text === 'did status late', 5000);
+      expect(dispatcher.callsFor('status early')).toHaveLength(0);
+    } finally {
+      await app.stop();
+      await standIn?.close();
+    }
+  });
+
+  it('stop() ends the attempts: connect() rejects and nothing stays listening', async () => {
+    const app = createSlackApp({
+      dispatcher: new FakeDispatcher(),
+      log: createLogger({ level: 'silent' }),
+      botToken: BOT_TOKEN,
+      signingSecret: SECRET,
+      apiUrl: `http://127.0.0.1:${await freePort()}/api/`,
+      port: 0,
+      host: '127.0.0.1',
+      metricsRegistry: new Registry(),
+      health: async () => ({ ok: true }),
+      connectBackoff: { minMs: 60_000, maxMs: 60_000 },
+    });
+    const { port } = await app.listen();
+    const connecting = app.connect();
+    await until('/healthz to answer', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 503);
+    await app.stop();
+    await expect(connecting).rejects.toThrow(/stopped before it connected/);
+    await expect(fetch(`http://127.0.0.1:${port}/healthz`)).rejects.toThrow();
+  });
+
+  it('refuses to build an HTTP receiver without a signing secret, but not a Socket Mode app', () => {
+    const base = { dispatcher: new FakeDispatcher(), log: createLogger({ level: 'silent' }), botToken: BOT_TOKEN, port: 0, metricsRegistry: new Registry(), health: async () => ({ ok: true }) };
+    expect(() => createSlackApp(base)).toThrow(/SLACK_SIGNING_SECRET/);
+    expect(() => createSlackApp({ ...base, appToken: 'xapp-1' })).not.toThrow();
   });
 });
 

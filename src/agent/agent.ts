@@ -8,7 +8,7 @@
  */
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
-import { SwitchyardError } from '../core/errors.js';
+import { isSwitchyardError, SwitchyardError } from '../core/errors.js';
 import type { FeedSink } from '../core/feed.js';
 import type { Logger } from '../core/log.js';
 import { NAME_RE } from '../core/names.js';
@@ -19,7 +19,7 @@ import { HaproxyMaster } from '../adapters/haproxy/master.js';
 import type { AppliedConfig } from '../adapters/haproxy/plan.js';
 import { HaproxyRuntime } from '../adapters/haproxy/runtime.js';
 import type { StatRow } from '../adapters/haproxy/runtime-parse.js';
-import { loadTemplate, type ConfigTemplate } from '../adapters/haproxy/template.js';
+import { DEFAULT_TEMPLATE_PATH, loadTemplate, unusableTemplate, type ConfigTemplate } from '../adapters/haproxy/template.js';
 import { Coalescer } from './coalesce.js';
 import { Converger } from './converge.js';
 import { formatApplyResult } from './format.js';
@@ -27,6 +27,8 @@ import { RegistrySnapshot } from './snapshot.js';
 import type { AgentStatusStore } from './status-store.js';
 
 export { formatApplyResult } from './format.js';
+
+const NO_SNAPSHOT = 'the agent has no registry snapshot yet';
 
 export type AgentConfig = Pick<Config, 'services' | 'registry'> & { haproxy: NonNullable<Config['haproxy']> };
 
@@ -162,22 +164,48 @@ export class HaproxyAgent {
     this.log.info('haproxy agent stopped');
   }
 
-  /** Re-read the template file (after an edit); a changed template is a reload. */
+  /**
+   * Re-read the template file (after an edit); a changed template is a reload. One that no
+   * longer loads is reported by the next apply like a config haproxy -c rejects, and
+   * nothing is applied until the file is fixed.
+   */
   async refreshTemplate(): Promise<void> {
-    const template = await loadTemplate(this.opts.config.haproxy.template);
+    const path = this.opts.config.haproxy.template;
+    let template: ConfigTemplate;
+    try {
+      template = await loadTemplate(path);
+    } catch (err) {
+      if (!isSwitchyardError(err, 'E_CONFIG')) throw err;
+      template = unusableTemplate(path ?? DEFAULT_TEMPLATE_PATH, err);
+    }
     this.converger?.setTemplate(template);
     this.coalescer.poke();
   }
 
+  /** True once the first registry snapshot is in: before that the agent applies nothing. */
+  get hasSnapshot(): boolean {
+    return this.synced && this.converger !== undefined;
+  }
+
+  /** The loaded template's hash (undefined before start): tells whether the file has changed since. */
+  get templateHash(): string | undefined {
+    return this.converger?.templateHash;
+  }
+
   /** What the registry would produce now (for `render`, `render --diff`). */
   candidate(): AppliedConfig {
-    if (!this.converger || !this.synced) throw new SwitchyardError('E_UNAVAILABLE', 'the agent has no registry snapshot yet');
+    if (!this.converger || !this.synced) throw new SwitchyardError('E_UNAVAILABLE', NO_SNAPSHOT);
     return this.converger.candidate(this.snapshot.listing());
   }
 
   /** Live per-server state from HAProxy (for `status`). */
   stats(): Promise<StatRow[]> {
     return this.runtime.showStat();
+  }
+
+  /** E_UNAVAILABLE until the first registry snapshot is in. */
+  assertSnapshot(): void {
+    if (!this.hasSnapshot) throw new SwitchyardError('E_UNAVAILABLE', NO_SNAPSHOT);
   }
 
   /** Apply now if anything is pending (tests, `render --apply`). */

@@ -4,13 +4,16 @@
  * dispatches; what each one does lives here.
  */
 import { readFile } from 'node:fs/promises';
+import { withinDeadline } from '../adapters/etcd/deadline.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../adapters/etcd/registry.js';
-import type { ApplyResult } from '../adapters/haproxy/apply.js';
+import type { ApplyResult } from '../core/apply-result.js';
 import { checkTemplate, DEFAULT_TEMPLATE_PATH, loadTemplate } from '../adapters/haproxy/template.js';
 import type { Secrets } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { SwitchyardError } from '../core/errors.js';
+import { describeProblem } from '../core/quote.js';
 import type { Logger } from '../core/log.js';
+import { SHUTDOWN_IO_MS, shutDown, stopSignal } from '../core/shutdown.js';
 import { defaultAgentId, HaproxyAgent } from './agent.js';
 import { checkText } from './control.js';
 import { renderCandidate } from './candidate.js';
@@ -53,13 +56,17 @@ export async function agentCommand(config: Config, secrets: Pick<Secrets, 'etcdP
       local.agent?.refreshTemplate().catch((err: unknown) => log.error({ err }, 'template not reloaded; the agent keeps the one it has'));
     };
     process.on('SIGHUP', onHup);
-    const signal = await new Promise<string>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-    });
-    log.info({ signal }, 'stopping the agent');
+    await stopSignal(log);
     process.off('SIGHUP', onHup);
-    await local.stop();
+    // Closing the registry revokes the status key's lease: the agent leaves `status` at once.
+    await shutDown(
+      log,
+      [
+        ['agent', () => local.stop()],
+        ['registry', () => registry.close()],
+      ],
+      { scope: (fn) => withinDeadline(SHUTDOWN_IO_MS, fn) },
+    );
     return 0;
   });
 }
@@ -67,7 +74,10 @@ export async function agentCommand(config: Config, secrets: Pick<Secrets, 'etcdP
 /**
  * `switchyard render --once [--dry-run]` (confd -onetime). Dry run: print the config the
  * registry would produce and whether `haproxy -c` accepts it, touching nothing. Otherwise
- * one apply by a short-lived agent (validated reload, or runtime API if that is enough).
+ * one apply by a short-lived agent: validated and written whether or not HAProxy runs,
+ * then applied (runtime API, else reload) only if HAProxy answers — so a host can boot by
+ * rendering once and starting HAProxy from the file. Exit 1 only when the config is
+ * refused or cannot be written.
  */
 export async function renderCommand(config: Config, secrets: Pick<Secrets, 'etcdPassword'>, log: Logger, opts: { once: boolean; dryRun: boolean }, io: Io): Promise<number> {
   const h = haproxyOf(config);
@@ -82,7 +92,7 @@ async function dryRun(config: Config, h: NonNullable<Config['haproxy']>, registr
   const [listing, template] = await Promise.all([registry.list(), loadTemplate(h.template)]);
   const candidate = renderCandidate(agentConfig, listing, template, { agentId: h.agentId ?? defaultAgentId(), log });
   io.out(candidate.rendered);
-  for (const p of candidate.model.problems) io.err(`skipped ${p.key}: ${p.problem}\n`);
+  for (const p of candidate.model.problems) io.err(`skipped ${describeProblem(p)}\n`);
   const check = await checkText(h.binary, candidate.rendered, h.config);
   if (check.ok) {
     io.err(`haproxy -c: valid (dry run: ${h.config} was not touched)\n`);
@@ -104,6 +114,12 @@ async function applyOnce(config: Config, h: NonNullable<Config['haproxy']>, regi
   try {
     await agent.start();
     const r = await first;
+    if (r.failure === 'unavailable') {
+      // The agent wrote the validated file before reporting this; there is nothing to reload.
+      io.out(`haproxy ${r.agentId}: wrote ${h.config} (haproxy -c: valid); HAProxy did not answer, so nothing was reloaded — start HAProxy from this file\n`);
+      io.err((r.error ?? []).map((l) => `  ${l}\n`).join(''));
+      return 0;
+    }
     io.out(`${formatApplyResult(r)}\n`);
     if (!r.ok) io.err((r.error ?? []).map((l) => `  ${l}\n`).join(''));
     return r.ok ? 0 : 1;

@@ -6,10 +6,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isSwitchyardError, SwitchyardError } from '../core/errors.js';
+import { SwitchyardError } from '../core/errors.js';
+import { describeProblem } from '../core/quote.js';
 import type { Logger } from '../core/log.js';
 import type { Registry } from '../core/registry.js';
-import type { ApplyResult } from '../adapters/haproxy/apply.js';
+import type { ApplyResult } from '../core/apply-result.js';
 import { checkConfig, type CheckResult } from '../adapters/haproxy/check.js';
 import { readIfExists, writeFileDurable } from '../adapters/haproxy/files.js';
 import type { StatRow } from '../adapters/haproxy/runtime-parse.js';
@@ -76,16 +77,10 @@ export function agentControl(agent: () => HaproxyAgent, opts: ControlOptions): H
     const a = agent(); // E_UNAVAILABLE while the agent has not started
     const [listing, template] = await Promise.all([opts.registry.list(), loadTemplate(h.template)]);
     const next = renderCandidate(opts.config, listing, template, { agentId: opts.agentId, checkInterMs: opts.checkInterMs, log: opts.log });
-    let loaded: string | undefined;
-    try {
-      loaded = a.candidate().templateHash;
-    } catch (err) {
-      // No snapshot yet: nothing loaded to compare with.
-      if (!isSwitchyardError(err, 'E_UNAVAILABLE')) throw err;
-    }
+    const loaded = a.templateHash;
     return {
       text: next.rendered,
-      skipped: next.model.problems.map((p) => `${p.key}: ${p.problem}`),
+      skipped: next.model.problems.map(describeProblem),
       templateChanged: loaded !== undefined && loaded !== next.templateHash,
     };
   };
@@ -98,7 +93,7 @@ export function agentControl(agent: () => HaproxyAgent, opts: ControlOptions): H
     candidate,
     async applyNow(timeoutMs) {
       const a = agent();
-      a.candidate(); // throws E_UNAVAILABLE before the first registry snapshot
+      a.assertSnapshot();
       const before = a.lastResult;
       await a.refreshTemplate(); // pokes the apply loop
       const deadline = Date.now() + timeoutMs;

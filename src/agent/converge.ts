@@ -39,6 +39,11 @@ export class Converger {
     this.template = template;
   }
 
+  /** Identifies the template in use (a template file that no longer loads has one too). */
+  get templateHash(): string {
+    return this.template.hash;
+  }
+
   get hasPending(): boolean {
     return this.opts.applier.hasPending;
   }

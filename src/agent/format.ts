@@ -1,5 +1,5 @@
 /** One-line #ops feed text for an apply result (plain text; the Slack sink escapes it). */
-import type { ApplyResult } from '../adapters/haproxy/apply.js';
+import type { ApplyResult } from '../core/apply-result.js';
 
 const MAX_CHANGES = 12;
 const MAX_LINES = 6;
@@ -25,6 +25,7 @@ function lines(xs: string[] | undefined): string {
  * "haproxy lb-1: runtime +web-4 −web-2 in 3 ms"
  * "haproxy lb-1: reload OK in 61 ms (+backend api)"
  * "haproxy lb-1: check FAILED: [ALERT] … — kept last good config"
+ * "haproxy lb-1: waiting for HAProxy: … | /etc/haproxy/haproxy.cfg holds the validated config … — will retry"
  */
 export function formatApplyResult(r: ApplyResult): string {
   const who = `haproxy ${r.agentId}`;
@@ -34,9 +35,16 @@ export function formatApplyResult(r: ApplyResult): string {
   const tail = extra.length ? ` — ${extra.join('; ')}` : '';
   if (!r.ok) {
     const err = lines(r.error);
-    if (r.failure === 'unavailable') return `${who}: HAProxy unreachable: ${err} — will retry${tail}`;
+    // The error lines say "waiting for HAProxy: <why>" and that the validated file is on disk.
+    if (r.failure === 'unavailable') return `${who}: ${err} — will retry${tail}`;
     const what =
-      r.failure === 'check' ? 'check' : r.failure === 'render' ? 'render' : r.failure === 'internal' ? 'apply' : r.method === 'runtime' ? 'runtime apply' : 'reload';
+      r.failure === 'check' || r.failure === 'render' || r.failure === 'write'
+        ? r.failure
+        : r.failure === 'internal'
+          ? 'apply'
+          : r.method === 'runtime'
+            ? 'runtime apply'
+            : 'reload';
     return `${who}: ${what} FAILED: ${err} — kept last good config${tail}`;
   }
   if (r.method === 'none') return `${who}: no change${tail}`;

@@ -4,10 +4,11 @@
  * hand: every value is validated, and one that does not validate is shown as a problem
  * next to the others rather than failing the listing.
  */
-import { z } from 'zod';
 import type { EtcdRegistry } from '../adapters/etcd/registry.js';
 import { toRegistryError } from '../adapters/etcd/errors.js';
-import type { ApplyResult } from '../adapters/haproxy/apply.js';
+import { parseApplyResult, type ApplyResult } from '../core/apply-result.js';
+import { NAME_RE } from '../core/names.js';
+import { quoteKey } from '../core/quote.js';
 
 export type AgentReport = { agentId: string; result: ApplyResult } | { agentId: string; problem: string };
 
@@ -15,36 +16,14 @@ export interface AgentReports {
   list(): Promise<AgentReport[]>;
 }
 
-const lines = z.array(z.string());
-
-const applyResultSchema = z.object({
-  agentId: z.string(),
-  method: z.enum(['runtime', 'reload', 'none']),
-  ok: z.boolean(),
-  durationMs: z.number().nonnegative(),
-  changes: lines,
-  error: lines.optional(),
-  warnings: lines.optional(),
-  pending: lines.optional(),
-  reasons: lines.optional(),
-  failure: z.enum(['unavailable', 'render', 'check', 'reload', 'runtime', 'internal']).optional(),
-  worker: z.number().int().optional(),
-  at: z.string(),
-});
-
 export function parseAgentReport(agentId: string, value: string): AgentReport {
-  let data: unknown;
-  try {
-    data = JSON.parse(value);
-  } catch {
-    return { agentId, problem: 'not JSON' };
-  }
-  const r = applyResultSchema.safeParse(data);
-  if (!r.success) {
-    const issues = r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'value'}: ${i.message}`);
-    return { agentId, problem: `not an apply result (${issues.join('; ')})` };
-  }
-  return { agentId, result: r.data };
+  const result = parseApplyResult(value);
+  return typeof result === 'string' ? { agentId, problem: result } : { agentId, result };
+}
+
+/** The agent ID from its key, quoted when it is not one an agent could have written (a hand-made key). */
+function shownId(raw: string): string {
+  return NAME_RE.test(raw) ? raw : quoteKey(raw);
 }
 
 export class EtcdAgentReports implements AgentReports {
@@ -59,7 +38,7 @@ export class EtcdAgentReports implements AgentReports {
       throw toRegistryError(err, this.registry.endpoints, 'reading the agents’ apply results');
     }
     return kvs
-      .map((kv) => parseAgentReport(kv.key.toString().slice(dir.length), kv.value.toString()))
+      .map((kv) => parseAgentReport(shownId(kv.key.toString().slice(dir.length)), kv.value.toString()))
       .sort((a, b) => a.agentId.localeCompare(b.agentId));
   }
 }

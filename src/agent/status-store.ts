@@ -8,7 +8,7 @@
 import type { Etcd3, Lease } from 'etcd3';
 import { toRegistryError } from '../adapters/etcd/errors.js';
 import type { Logger } from '../core/log.js';
-import type { ApplyResult } from '../adapters/haproxy/apply.js';
+import type { ApplyResult } from '../core/apply-result.js';
 
 export interface AgentStatusStore {
   /** Publish (replace) the agent's last result. Rejects with a coded error if etcd is unreachable. */

@@ -1,4 +1,7 @@
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { SwitchyardError } from '../core/errors.js';
 import { loadYamlFile } from '../core/yaml-file.js';
@@ -18,8 +21,35 @@ export function resolveConfigPath(flag: string | undefined, env: Env = process.e
  */
 export async function loadConfig(path: string, env: Env = process.env): Promise<Config> {
   const result = await loadYamlFile(path, configSchema);
+  if (!result.ok && result.missing) throw missingConfig(path);
   if (!result.ok) throw new SwitchyardError('E_CONFIG', `invalid configuration in ${path}`, { details: result.errors });
   return resolvePaths(applyEnv(result.value, env), dirname(resolve(path)));
+}
+
+// A first run usually ends here: say where we looked and the command that gets past it.
+function missingConfig(path: string): SwitchyardError {
+  return new SwitchyardError('E_CONFIG', `no configuration file at ${path}`, {
+    details: [
+      `looked for ${resolve(path)} (the path comes from --config, else $SWITCHYARD_CONFIG, else ./switchyard.yaml)`,
+      `to start from the documented example: cp ${shellWord(exampleConfig())} ${shellWord(path)}`,
+    ],
+  });
+}
+
+/** The example shipped with the package; src/ (via tsx) and dist/src/ sit at different depths. */
+function exampleConfig(): string {
+  for (const rel of ['../../switchyard.example.yaml', '../../../switchyard.example.yaml']) {
+    const file = fileURLToPath(new URL(rel, import.meta.url));
+    if (!existsSync(file)) continue;
+    const short = relative(process.cwd(), file);
+    return short && !short.startsWith('..') && !isAbsolute(short) ? short : file;
+  }
+  return 'switchyard.example.yaml';
+}
+
+/** Quoted only when the shell would split or expand it, so the command reads as typed. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 function applyEnv(config: Config, env: Env): Config {
@@ -93,6 +123,8 @@ const optionalText = z
   .optional()
   .transform((s) => nonEmpty(s));
 
+const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 // Messages never echo values: these variables hold secrets.
@@ -107,6 +139,13 @@ const secretsSchema = z.object({
       // @slack/web-api joins method names onto the base URL, so it must end with "/".
       .transform((s) => (s.endsWith('/') ? s : `${s}/`))
       .optional(),
+  ),
+  // Where serve listens: all interfaces by default (a container's port mapping needs it).
+  HOST: optionalText.pipe(
+    z
+      .string()
+      .refine((s) => isIP(s) !== 0 || HOSTNAME_RE.test(s), 'must be an IP address or a host name, e.g. 0.0.0.0 or 127.0.0.1')
+      .default('0.0.0.0'),
   ),
   PORT: optionalText.pipe(
     z
@@ -126,6 +165,8 @@ export interface Secrets {
   slackAppToken?: string;
   /** Always ends with "/". */
   slackApiUrl?: string;
+  /** HOST: the address serve listens on. Default 0.0.0.0. */
+  host: string;
   port: number;
   etcdPassword?: string;
   logLevel?: (typeof LOG_LEVELS)[number];
@@ -144,6 +185,7 @@ export function loadSecrets(env: Env = process.env): Secrets {
     slackSigningSecret: e.SLACK_SIGNING_SECRET,
     slackAppToken: e.SLACK_APP_TOKEN,
     slackApiUrl: e.SLACK_API_URL,
+    host: e.HOST,
     port: e.PORT,
     etcdPassword: e.ETCD_PASSWORD,
     logLevel: e.LOG_LEVEL,

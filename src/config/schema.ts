@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SwitchyardError } from '../core/errors.js';
 import { address, NAME_RE, parseDuration } from '../core/names.js';
 
 const durationMs = z.string().transform((s, ctx) => {
@@ -23,13 +24,17 @@ const portRange = z
     return { from: lo, to: hi };
   });
 
+/** etcd.commandTimeout when not set. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 3000;
+
 const channelId = z.string().regex(/^[CG][A-Z0-9]{2,}$/, 'must be a Slack channel ID (C… or G…), not a name');
 
 const serviceConfig = z
   .object({
-    image: z.string().min(1),
-    /** Container port. */
-    port: z.number().int().min(1).max(65535),
+    /** Without one the service is routed only (instances registered by hand or by other tools): not scalable. */
+    image: z.string().min(1).optional(),
+    /** Container port; required with image. */
+    port: z.number().int().min(1).max(65535).optional(),
     /** Address registered for published ports. */
     hostIp: z.string().default('127.0.0.1'),
     cmd: z.array(z.string()).optional(),
@@ -42,7 +47,10 @@ const serviceConfig = z
     /** Host ports to publish on, e.g. "9001-9010" (default: any free port Docker picks). */
     hostPorts: portRange.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.image !== undefined && s.port === undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: 'required with image: the container port to publish' });
+  });
 
 export const configSchema = z
   .object({
@@ -52,7 +60,13 @@ export const configSchema = z
         tls: z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).strict().optional(),
         /** The password comes from ETCD_PASSWORD, never from this file. */
         auth: z.object({ username: z.string().min(1) }).strict().optional(),
-        dialTimeout: durationMs.default(2000),
+        /**
+         * One deadline per registry operation, across its retries and endpoints: a command
+         * during an outage fails after this long with the endpoints it tried.
+         */
+        commandTimeout: durationMs
+          .refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 60s')
+          .default(DEFAULT_COMMAND_TIMEOUT_MS),
       })
       .strict(),
     registry: z
@@ -99,3 +113,16 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema>;
 export type ServiceConfig = z.output<typeof serviceConfig>;
+
+/** A service `scale` can run containers for: one with an image. */
+export type ScalableService = ServiceConfig & { image: string; port: number };
+
+/** The service as something to run containers for; a coded refusal naming why for a routed-only one. */
+export function scalableService(name: string, svc: ServiceConfig): ScalableService {
+  if (svc.image === undefined || svc.port === undefined) {
+    throw new SwitchyardError('E_BAD_ARGS', `${name} has no image configured: it is routed only (its instances are registered by hand or by other tools), so it cannot be scaled`, {
+      details: [`to scale it, set services.${name}.image and services.${name}.port in switchyard.yaml`],
+    });
+  }
+  return { ...svc, image: svc.image, port: svc.port };
+}

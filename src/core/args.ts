@@ -7,6 +7,13 @@ import { usage } from './usage.js';
 /** Flags the core understands for every command (they never reach plugin schemas). */
 export const GLOBAL_FLAGS = ['yes'] as const;
 
+/** `--yes` alone means yes; with a value, only these spellings decide either way. */
+const YES_VALUES = new Map([
+  ['true', true],
+  ['false', false],
+  ['no', false],
+]);
+
 export interface BoundArgs {
   args: Record<string, unknown>;
   yes: boolean;
@@ -32,7 +39,11 @@ export function bindArgs(cmd: CommandDef, words: readonly string[]): BoundArgs {
     const eq = w.indexOf('=');
     const name = w.slice(2, eq < 0 ? undefined : eq);
     if (name === 'yes') {
-      yes = true;
+      const value = eq < 0 ? 'true' : w.slice(eq + 1).toLowerCase();
+      // `--yes=false` must never count as consent, and a typo must not guess either way.
+      const decided = YES_VALUES.get(value);
+      if (decided !== undefined) yes = decided;
+      else problems.push(`--yes="${w.slice(eq + 1)}": write --yes (or --yes=true) to confirm, --yes=false or --yes=no not to`);
       continue;
     }
     const field = shape[name];

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Caller } from './caller.js';
 
-export type AuditResult = 'ok' | 'error' | 'denied' | 'invalid';
+/** `confirmation_needed`: refused until confirmed (--yes or a button); nothing was changed. */
+export type AuditResult = 'ok' | 'error' | 'denied' | 'invalid' | 'confirmation_needed';
 
 /** One record per command, whatever happened to it: who, where, what, arguments, result, duration. */
 export interface AuditRecord {

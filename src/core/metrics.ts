@@ -3,7 +3,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Prometheus metrics, one registry per process (tests create their own). */
 export function createMetrics(opts: { defaults?: boolean } = {}) {
   const registry = new Registry();
-  if (opts.defaults) collectDefaultMetrics({ register: registry, prefix: 'switchyard_' });
+  // Process and Node.js metrics keep their standard names (process_*, nodejs_*), which stock
+  // dashboards and alerts expect; only our own metrics carry switchyard_.
+  if (opts.defaults) collectDefaultMetrics({ register: registry });
   // The feed pacer registers what these gauges read; until then they read 0.
   const feedProbe = { depth: () => 0, lagSeconds: () => 0 };
   return {
@@ -11,7 +13,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     feedProbe,
     commands: new Counter({
       name: 'switchyard_commands_total',
-      help: 'Commands by name and result (ok, error, denied, invalid)',
+      help: 'Commands by name and result (ok, error, denied, invalid, confirmation_needed)',
       labelNames: ['command', 'result'] as const,
       registers: [registry],
     }),

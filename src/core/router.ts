@@ -27,6 +27,8 @@ const RESULT_OF: Partial<Record<ErrorCode, AuditResult>> = {
   E_PARSE: 'invalid',
   E_UNKNOWN_COMMAND: 'invalid',
   E_BAD_ARGS: 'invalid',
+  // Not a failure: the command waits for a yes, and error-rate alerts must not count it.
+  E_CONFIRM_REQUIRED: 'confirmation_needed',
 };
 
 /**

@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
-import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
+import { suggest } from './suggest.js';
 
 /**
  * Parse YAML text and validate it with a zod schema, reporting every problem as
  * `file:line: message` so `switchyard check` and start-up errors point at the line to fix.
  */
-export type YamlResult<T> = { ok: true; value: T } | { ok: false; errors: string[] };
+export type YamlResult<T> = { ok: true; value: T } | { ok: false; errors: string[]; /** the file does not exist */ missing?: boolean };
 
 export function parseYaml<S extends z.ZodType>(text: string, file: string, schema: S): YamlResult<z.output<S>> {
   const lineCounter = new LineCounter();
@@ -17,13 +18,67 @@ export function parseYaml<S extends z.ZodType>(text: string, file: string, schem
   }
   const parsed = schema.safeParse(doc.toJS() ?? {});
   if (parsed.success) return { ok: true, value: parsed.data };
-  return {
-    ok: false,
-    errors: parsed.error.issues.map((issue) => {
-      const where = issue.path.length ? ` ${issue.path.join('.')}:` : '';
-      return `${file}:${lineOf(offsetOf(doc, issue.path))}:${where} ${issue.message}`;
-    }),
-  };
+  const found = parsed.error.issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({
+        line: lineOf(keyOffset(doc, issue.path, key) ?? offsetOf(doc, issue.path)),
+        text: `${[...issue.path, key].join('.')}: unknown key; ${unknownKeyFix(key, objectKeysAt(schema, issue.path))}`,
+      }));
+    }
+    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+    return [{ line: lineOf(offsetOf(doc, issue.path)), text: `${where}${issue.message}` }];
+  });
+  // In file order, as an editor walks them (zod reports unknown keys after the known ones).
+  return { ok: false, errors: found.sort((x, y) => x.line - y.line).map((f) => `${file}:${f.line}: ${f.text}`) };
+}
+
+function unknownKeyFix(key: string, known: readonly string[]): string {
+  const close = suggest(key, known);
+  if (close.length > 0) return `did you mean ${close.map((k) => `"${k}"`).join(' or ')}? (rename it)`;
+  return known.length > 0 ? `remove it (allowed here: ${known.join(', ')})` : 'remove it';
+}
+
+/** Where `key` itself is written in the mapping at `path` (zod reports the mapping, not the key). */
+function keyOffset(doc: Document, path: readonly PropertyKey[], key: string): number | undefined {
+  const map = path.length ? doc.getIn(path as (string | number)[], true) : doc.contents;
+  if (!isMap(map)) return undefined;
+  const pair = map.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === key);
+  return pair && isNode(pair.key) ? pair.key.range?.[0] : undefined;
+}
+
+type SchemaDef = {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  valueType?: z.ZodType;
+  element?: z.ZodType;
+  options?: readonly z.ZodType[];
+  getter?: () => z.ZodType;
+};
+const defOf = (s: z.ZodType): SchemaDef => (s as unknown as { _zod: { def: SchemaDef } })._zod.def;
+
+/** The schemas under wrappers (optional, default, pipe, lazy…), unions expanded. */
+function peel(schema: z.ZodType, depth = 0): z.ZodType[] {
+  if (depth > 16) return [];
+  const def = defOf(schema);
+  const inner = def.innerType ?? def.in ?? def.getter?.();
+  if (inner) return peel(inner, depth + 1);
+  if (def.type === 'union' && def.options) return def.options.flatMap((o) => peel(o, depth + 1));
+  return [schema];
+}
+
+/** The keys an object schema at `path` allows, for the "did you mean" of an unknown key. */
+function objectKeysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let here = peel(schema);
+  for (const segment of path) {
+    here = here.flatMap((s) => {
+      const def = defOf(s);
+      const child = def.type === 'object' ? def.shape?.[String(segment)] : (def.valueType ?? def.element);
+      return child ? peel(child) : [];
+    });
+  }
+  return [...new Set(here.flatMap((s) => Object.keys(defOf(s).shape ?? {})))];
 }
 
 /** The start offset of the deepest node that exists along `path` (a missing key points at its parent). */
@@ -40,7 +95,8 @@ export async function loadYamlFile<S extends z.ZodType>(file: string, schema: S)
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    return { ok: false, errors: [`${file}:1: cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`] };
+    const code = (e as NodeJS.ErrnoException).code;
+    return { ok: false, errors: [`${file}:1: cannot read: ${code ?? String(e)}`], ...(code === 'ENOENT' ? { missing: true } : {}) };
   }
   return parseYaml(text, file, schema);
 }

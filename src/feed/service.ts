@@ -210,8 +210,9 @@ export class FeedService {
 
   private async persistNow(revision: string, term: PosterTerm): Promise<void> {
     if (BigInt(revision) <= this.written) return;
-    // While stopping, a few tries only: shutdown must not hang on an unreachable etcd.
-    for (let attempt = 0; this.term === term && (!this.stopped || attempt < 3); attempt++) {
+    // While stopping, one try only (bounded by the etcd deadline): shutdown must not wait
+    // out an unreachable etcd; the next poster re-posts from the last saved position.
+    for (let attempt = 0; this.term === term && (!this.stopped || attempt < 1); attempt++) {
       try {
         if (await this.o.position.write(revision, term)) {
           this.written = BigInt(revision);

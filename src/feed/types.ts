@@ -1,5 +1,5 @@
 import type { FeedEvent } from '../core/feed.js';
-import type { ApplyResult } from './apply.js';
+import type { ApplyResult } from '../core/apply-result.js';
 
 /**
  * One registry change as the #ops feed tells it. Built from the watch (never from the code

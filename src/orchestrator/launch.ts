@@ -1,6 +1,6 @@
 import { launchContainer } from '../adapters/docker/launch.js';
 import type { ContainerSpec } from '../adapters/docker/types.js';
-import type { ServiceConfig } from '../config/schema.js';
+import { scalableService, type ServiceConfig } from '../config/schema.js';
 import { isSwitchyardError, SwitchyardError } from '../core/errors.js';
 import type { OrchestratorDeps, Progress } from './deps.js';
 import { asSwitchyardError, type InstanceFailure } from './failure.js';
@@ -34,12 +34,14 @@ export async function launchInstance(
   opts: { instance: string; restarts: number; actor: string; hostPort?: number },
 ): Promise<StartedInstance> {
   const { engine, registry, settings } = deps;
+  // `scale` refuses routed-only services first; restarts and reconcile end up here too.
+  const { image, port } = scalableService(service, svc);
   const spec: ContainerSpec = {
     service,
     instance: opts.instance,
     owner: settings.owner,
-    image: svc.image,
-    port: svc.port,
+    image,
+    port,
     hostIp: svc.hostIp,
     env: svc.env,
     name: containerName(opts.instance, opts.restarts),

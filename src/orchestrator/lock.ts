@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Etcd3, Watcher } from 'etcd3';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
 import { SwitchyardError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { toRegistryError } from '../adapters/etcd/errors.js';
@@ -32,12 +32,10 @@ export class EtcdServiceLocks implements ServiceLocks {
   async acquire(service: string, holder: LockHolder, { waitMs, onWait }: AcquireOptions): Promise<HeldLock> {
     const key = this.opts.keyOf(service);
     const log = this.opts.log.child({ lock: key });
+    // Kept alive by the registry's client, which revokes it on closing: a process that
+    // shuts down mid-operation does not leave the lock behind for the TTL.
     const lease = this.client.lease(Math.max(1, Math.ceil(this.opts.ttlMs / 1000)), { autoKeepAlive: true });
-    let held = true;
-    lease.on('lost', (err) => {
-      held = false;
-      log.warn({ err }, 'lost the lease of a service lock: another holder may take it');
-    });
+    const lock = new LeaseLock(lease, log);
     const value = JSON.stringify({ ...holder, host: hostname(), pid: process.pid, at: new Date().toISOString() });
     const deadline = Date.now() + waitMs;
     let waitingFor: string | undefined;
@@ -47,20 +45,12 @@ export class EtcdServiceLocks implements ServiceLocks {
         const res = await this.call(`taking the lock on ${service}`, () =>
           this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(value).lease(leaseId)).else(this.client.get(key)).commit(),
         );
-        if (res.succeeded) {
-          log.debug('service lock taken');
-          return {
-            get held() {
-              return held;
-            },
-            release: async () => {
-              held = false;
-              // Revoking deletes the key with it; if etcd is unreachable the TTL does the same.
-              await lease.revoke().catch((err: unknown) => log.warn({ err }, 'could not release a service lock; it expires with its lease'));
-            },
-          };
-        }
         const kv = res.responses[0]?.response_range?.kvs[0];
+        // Ours already when a put retried after a transient error had landed the first time.
+        if (res.succeeded || kv?.lease === leaseId) {
+          log.debug('service lock taken');
+          return lock;
+        }
         if (!kv) continue; // released in between: try again at once
         const current = parseHolder(kv.value.toString());
         const remaining = deadline - Date.now();
@@ -106,6 +96,31 @@ export class EtcdServiceLocks implements ServiceLocks {
     } catch (err) {
       throw toRegistryError(err, this.opts.endpoints, action);
     }
+  }
+}
+
+class LeaseLock implements HeldLock {
+  private lost = false;
+  private released = false;
+
+  constructor(
+    private readonly lease: Lease,
+    private readonly log: Logger,
+  ) {
+    lease.on('lost', (err) => {
+      this.lost = true;
+      log.warn({ err }, 'lost the lease of a service lock: another holder may take it');
+    });
+  }
+
+  get held(): boolean {
+    return !this.lost && !this.released && !this.lease.revoked();
+  }
+
+  async release(): Promise<void> {
+    this.released = true;
+    // Revoking deletes the key with it; if etcd is unreachable the TTL does the same.
+    await this.lease.revoke().catch((err: unknown) => this.log.warn({ err }, 'could not release a service lock; it expires with its lease'));
   }
 }
 

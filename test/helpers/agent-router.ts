@@ -25,8 +25,8 @@ export interface AgentRouter {
   local: LocalAgent;
   /** http://127.0.0.1:<port>/ of the service `web`. */
   url: string;
-  /** Run a command as an allowed user; progress lines are collected in `progress`. */
-  run(text: string): Promise<Reply & { progress: string[] }>;
+  /** Run a command as an allowed user; progress lines are collected in `progress` (and passed to `onProgress` as they come). */
+  run(text: string, onProgress?: (line: string) => void): Promise<Reply & { progress: string[] }>;
   /** The same, through a router whose services have no local agent. */
   runWithoutAgent(text: string): Promise<Reply>;
   dispose(): Promise<void>;
@@ -54,9 +54,17 @@ export async function agentRouter(agentId: string, opts: { template?: string } =
     config,
     local,
     url: `http://127.0.0.1:${port}/`,
-    async run(text) {
+    async run(text, onProgress) {
       const progress: string[] = [];
-      const reply = await withAgent.dispatch({ text, caller: shellCaller('U0ONCALL'), requestId: `${agentId}-${++n}`, onProgress: (t) => progress.push(t) });
+      const reply = await withAgent.dispatch({
+        text,
+        caller: shellCaller('U0ONCALL'),
+        requestId: `${agentId}-${++n}`,
+        onProgress: (t) => {
+          progress.push(t);
+          onProgress?.(t);
+        },
+      });
       return { ...reply, progress };
     },
     runWithoutAgent: (text) => withoutAgent.dispatch({ text, caller: shellCaller('U0ONCALL'), requestId: `${agentId}-${++n}` }),

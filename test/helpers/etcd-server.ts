@@ -80,6 +80,12 @@ export async function startEtcd(opts: { startTimeoutMs?: number } = {}): Promise
   }
 }
 
+/** A member of a multi-member cluster: its name and the whole `--initial-cluster` list. */
+interface ClusterMember {
+  name: string;
+  initialCluster: string;
+}
+
 class LocalEtcd implements EtcdProcess {
   readonly endpoint: string;
   private child: ChildProcess | undefined;
@@ -94,17 +100,19 @@ class LocalEtcd implements EtcdProcess {
     clientPort: number,
     peerPort: number,
     private readonly startTimeoutMs: number,
+    member?: ClusterMember,
   ) {
     this.endpoint = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
+    const name = member?.name ?? 'test';
     this.args = [
-      '--name=test',
+      `--name=${name}`,
       `--data-dir=${dataDir}`,
       `--listen-client-urls=${this.endpoint}`,
       `--advertise-client-urls=${this.endpoint}`,
       `--listen-peer-urls=${peer}`,
       `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=test=${peer}`,
+      `--initial-cluster=${member?.initialCluster ?? `test=${peer}`}`,
       '--initial-cluster-state=new',
       '--logger=zap',
       '--log-outputs=stderr',
@@ -182,6 +190,43 @@ class LocalEtcd implements EtcdProcess {
     this.child = undefined;
     process.removeListener('exit', this.killOnExit);
   }
+}
+
+export interface EtcdCluster {
+  readonly members: readonly EtcdProcess[];
+  /** Every member's client URL, in member order. */
+  readonly endpoints: string[];
+  /** Kill every member and remove the data directories. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * A private etcd cluster of `size` members on random loopback ports, for quorum tests:
+ * stop a majority and the rest has no leader. Members start together (a member is healthy
+ * only once the cluster has elected a leader); a stopped member start()s again into it.
+ */
+export async function startEtcdCluster(size = 3, opts: { startTimeoutMs?: number } = {}): Promise<EtcdCluster> {
+  const bin = findOnPath('etcd');
+  if (!bin) throw new Error(ETCD_NOT_FOUND);
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  const ports = [];
+  for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
+  const initialCluster = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
+  const members: LocalEtcd[] = [];
+  for (const [i, p] of ports.entries()) {
+    const dataDir = await mkdtemp(join(base, `switchyard-etcd-m${i}-`));
+    members.push(new LocalEtcd(bin, dataDir, p.client, p.peer, opts.startTimeoutMs ?? 30_000, { name: `m${i}`, initialCluster }));
+  }
+  const dispose = async () => {
+    await Promise.all(members.map((m) => m.dispose()));
+  };
+  try {
+    await Promise.all(members.map((m) => m.start()));
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  return { members, endpoints: members.map((m) => m.endpoint), dispose };
 }
 
 /** Run etcdctl (v3 API) against an endpoint; resolves to stdout. */

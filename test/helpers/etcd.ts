@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { inject } from 'vitest';
 
-export { ETCD_NOT_FOUND, etcdctl, findOnPath, startEtcd, startProxy } from './etcd-server.js';
-export type { EtcdProcess, EtcdProxy } from './etcd-server.js';
+export { ETCD_NOT_FOUND, etcdctl, findOnPath, startEtcd, startEtcdCluster, startProxy } from './etcd-server.js';
+export type { EtcdCluster, EtcdProcess, EtcdProxy } from './etcd-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,11 +1,12 @@
 /**
  * In-process `serve` replicas for feed and confirmation tests: the real runtime (router,
  * etcd registry), the Slack feed sink with its pacer, the feed poster (election, position)
- * and optionally the Bolt HTTP receiver — wired as src/cli.ts wires them, against the
+ * and optionally the Bolt HTTP receiver with the etcd seen-set — wired as src/serve.ts wires them, against the
  * Slack stand-in.
  */
 import pino from 'pino';
 import { EtcdConfirmationStore } from '../../src/adapters/etcd/confirmations.js';
+import { EtcdDeduper } from '../../src/adapters/etcd/dedupe.js';
 import { createSlackApp, type SlackApp } from '../../src/adapters/slack/app.js';
 import { createSlackClient, feedClientSettings } from '../../src/adapters/slack/client.js';
 import { SlackFeedSink } from '../../src/adapters/slack/feed-sink.js';
@@ -38,6 +39,10 @@ export interface ReplicaOptions {
   feed?: boolean;
   /** Start the Bolt HTTP receiver with confirmations. */
   slack?: boolean;
+  /** With `slack`: Socket Mode with this app-level token instead of the HTTP receiver. */
+  appToken?: string;
+  /** Socket Mode ping timeout, also the reconnect delay step (default 5000 ms). */
+  socketPingTimeoutMs?: number;
   confirmTtlMs?: number;
   log?: Logger;
 }
@@ -47,8 +52,10 @@ export interface Replica {
   sink: SlackFeedSink;
   poster: FeedService | undefined;
   slack: SlackApp | undefined;
-  /** …/slack/events of the receiver, when started. */
+  /** …/slack/events of the receiver, when started over HTTP. */
   events: string;
+  /** http://127.0.0.1:PORT of the bot's listener (/healthz, /metrics), when `slack`. */
+  base: string;
   stop(): Promise<void>;
 }
 
@@ -66,22 +73,26 @@ export async function startReplica(o: ReplicaOptions): Promise<Replica> {
       : startFeedPoster({ registry: runtime.registry, pacer: sink.pacer, log, metrics: runtime.metrics, ttlSec: o.ttlSec ?? 2, replica: token });
   let slack: SlackApp | undefined;
   let events = '';
+  let base = '';
   if (o.slack) {
     slack = createSlackApp({
       dispatcher: runtime.router,
       log,
       botToken: 'xoxb-bot',
-      signingSecret: SIGNING_SECRET,
+      ...(o.appToken ? { appToken: o.appToken } : { signingSecret: SIGNING_SECRET }),
+      ...(o.socketPingTimeoutMs !== undefined ? { socketPingTimeoutMs: o.socketPingTimeoutMs } : {}),
       apiUrl: o.standIn.apiUrl,
       port: 0,
       host: '127.0.0.1',
       metricsRegistry: runtime.metrics.registry,
       confirmations: new EtcdConfirmationStore(runtime.registry),
+      deduper: new EtcdDeduper(runtime.registry),
       ...(o.confirmTtlMs !== undefined ? { confirmTtlMs: o.confirmTtlMs } : {}),
       health: async () => ({ ok: true }),
     });
     const { port } = await slack.start();
-    events = `http://127.0.0.1:${port}/slack/events`;
+    base = `http://127.0.0.1:${port}`;
+    events = o.appToken ? '' : `${base}/slack/events`;
   }
   let stopped = false;
   return {
@@ -90,6 +101,7 @@ export async function startReplica(o: ReplicaOptions): Promise<Replica> {
     poster,
     slack,
     events,
+    base,
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -7,7 +7,7 @@
 import { freePort } from './net.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, request, Agent, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ import { resolveBinary } from '../../src/adapters/haproxy/check.js';
 import { HaproxyMaster } from '../../src/adapters/haproxy/master.js';
 import { HaproxyRuntime } from '../../src/adapters/haproxy/runtime.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/adapters/etcd/registry.js';
-import type { ApplyResult } from '../../src/adapters/haproxy/apply.js';
+import type { ApplyResult } from '../../src/core/apply-result.js';
 import type { HaproxyAgent } from '../../src/agent/agent.js';
 import { createHaproxyAgent } from '../../src/agent/create.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
@@ -212,15 +212,23 @@ class LocalHaproxy implements TestHaproxy {
 }
 
 /**
+ * A private HAProxy that is not running and has no haproxy.cfg yet: a host on first boot.
+ * start() runs it from whatever the agent (or `render --once`) has written by then.
+ */
+export async function prepareHaproxy(): Promise<TestHaproxy> {
+  const binary = haproxyBinary();
+  // Short: unix socket paths are limited to 108 bytes.
+  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+  return new LocalHaproxy(binary, await mkdtemp(join(base, 'sy-hap-')));
+}
+
+/**
  * Start a private HAProxy. `config` is the initial haproxy.cfg (default: bootstrapConfig,
  * i.e. only the admin socket); it may use the paths it is given.
  */
 export async function startHaproxy(opts: { config?: (p: HaproxyPaths) => string } = {}): Promise<TestHaproxy> {
-  const binary = haproxyBinary();
-  // Short: unix socket paths are limited to 108 bytes.
-  const base = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-  const dir = await mkdtemp(join(base, 'sy-hap-'));
-  const hap = new LocalHaproxy(binary, dir);
+  const hap = await prepareHaproxy();
+  const { dir } = hap;
   const paths: HaproxyPaths = { dir, config: hap.config, adminSocket: hap.adminSocket, masterSocket: hap.masterSocket, stateFile: hap.stateFile };
   await writeFile(hap.config, (opts.config ?? bootstrapConfig)(paths));
   try {
@@ -331,7 +339,7 @@ export const testLog = createLogger({ level: process.env.TEST_LOG ?? 'silent' })
 
 export function registryAt(endpoint: string, prefix: string): EtcdRegistry {
   return createEtcdRegistry(
-    { etcd: { endpoints: [endpoint], dialTimeout: 1000 }, registry: { prefix: `${prefix}/services`, switchyardPrefix: `${prefix}/switchyard` } },
+    { etcd: { endpoints: [endpoint] }, registry: { prefix: `${prefix}/services`, switchyardPrefix: `${prefix}/switchyard` } },
     { log: testLog, watchBackoff: { minMs: 50, maxMs: 400 } },
   );
 }
@@ -356,6 +364,19 @@ export interface RunningAgent {
   agent: HaproxyAgent;
   results: ApplyResult[];
   feed: string[];
+}
+
+/**
+ * Wait until the agent has nothing left to do: the live file is what its registry snapshot
+ * renders and no removal waits for sessions. Traffic moves before the agent rewrites the
+ * file, so a test that compares the file before and after must start from here.
+ */
+export async function quiescent(running: RunningAgent, hap: TestHaproxy): Promise<void> {
+  await waitFor('a quiescent agent', async () => {
+    const r = running.agent.lastResult;
+    if (!r?.ok || (r.pending ?? []).length > 0) return false;
+    return (await readFile(hap.config, 'utf8')) === running.agent.candidate().rendered;
+  });
 }
 
 export async function startAgent(config: Config, registry: EtcdRegistry, extra: { retry?: { minMs: number; maxMs: number } } = {}): Promise<RunningAgent> {

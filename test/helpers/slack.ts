@@ -23,6 +23,13 @@ export function signRequest(secret: string, body: string, timestamp = Math.floor
   return { 'x-slack-signature': `v0=${digest}`, 'x-slack-request-timestamp': String(timestamp) };
 }
 
+/** A request exactly as it went out, so a test can send the same bytes again (a replay). */
+export interface SentRequest {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+}
+
 export interface PostResult {
   status: number;
   text: string;
@@ -30,6 +37,7 @@ export interface PostResult {
   json?: unknown;
   /** Time until the response (the ack) arrived. */
   ms: number;
+  request: SentRequest;
 }
 
 export interface SignOptions {
@@ -51,9 +59,9 @@ export interface SlashCommandFields {
   team_id?: string;
 }
 
-/** POST a slash command to `url` (…/slack/events), form-encoded and signed like Slack. */
-export async function postSlashCommand(url: string, secret: string, fields: SlashCommandFields, opts: SignOptions = {}): Promise<PostResult> {
-  const form = new URLSearchParams({
+/** A slash command's payload as Slack sends it (form fields over HTTP, JSON in Socket Mode). */
+export function slashCommandPayload(fields: SlashCommandFields): Record<string, string> {
+  return {
     token: 'legacy-verification-token',
     team_id: fields.team_id ?? 'T0TEAM',
     team_domain: 'example',
@@ -66,7 +74,12 @@ export async function postSlashCommand(url: string, secret: string, fields: Slas
     api_app_id: 'A0APP',
     response_url: fields.response_url,
     trigger_id: fields.trigger_id ?? `${Date.now()}.${randomUUID()}`,
-  });
+  };
+}
+
+/** POST a slash command to `url` (…/slack/events), form-encoded and signed like Slack. */
+export async function postSlashCommand(url: string, secret: string, fields: SlashCommandFields, opts: SignOptions = {}): Promise<PostResult> {
+  const form = new URLSearchParams(slashCommandPayload(fields));
   // Bolt compares the content type exactly; fetch would add ";charset=UTF-8" to a
   // URLSearchParams body, so the body is sent as a string with Slack's own header.
   return post(url, form.toString(), 'application/x-www-form-urlencoded', secret, opts);
@@ -89,25 +102,31 @@ export async function postEvent(
   event: Record<string, unknown>,
   opts: EventOptions = {},
 ): Promise<PostResult & { eventId: string }> {
-  const eventId = opts.eventId ?? newEventId();
-  const teamId = opts.teamId ?? 'T0TEAM';
-  const body = JSON.stringify({
-    token: 'legacy-verification-token',
-    team_id: teamId,
-    api_app_id: 'A0APP',
-    type: 'event_callback',
-    event_id: eventId,
-    event_time: Math.floor(Date.now() / 1000),
-    event: { event_ts: event.ts, ...event },
-    authorizations: [{ team_id: teamId, user_id: opts.botUserId ?? 'U0BOT', is_bot: true, is_enterprise_install: false }],
-    is_ext_shared_channel: false,
-  });
+  const payload = eventPayload(event, opts);
+  const eventId = payload.event_id as string;
+  const body = JSON.stringify(payload);
   const headers: Record<string, string> = {};
   if (opts.retryNum !== undefined) {
     headers['x-slack-retry-num'] = String(opts.retryNum);
     headers['x-slack-retry-reason'] = opts.retryReason ?? 'http_timeout';
   }
   return { ...(await post(url, body, 'application/json', secret, opts, headers)), eventId };
+}
+
+/** An Events API `event_callback` wrapping `event`, as Slack sends it over HTTP or in Socket Mode. */
+export function eventPayload(event: Record<string, unknown>, opts: Pick<EventOptions, 'eventId' | 'teamId' | 'botUserId'> = {}): Record<string, unknown> {
+  const teamId = opts.teamId ?? 'T0TEAM';
+  return {
+    token: 'legacy-verification-token',
+    team_id: teamId,
+    api_app_id: 'A0APP',
+    type: 'event_callback',
+    event_id: opts.eventId ?? newEventId(),
+    event_time: Math.floor(Date.now() / 1000),
+    event: { event_ts: event.ts, ...event },
+    authorizations: [{ team_id: teamId, user_id: opts.botUserId ?? 'U0BOT', is_bot: true, is_enterprise_install: false }],
+    is_ext_shared_channel: false,
+  };
 }
 
 export function newEventId(): string {
@@ -129,14 +148,15 @@ async function post(
   opts: SignOptions,
   extra: Record<string, string> = {},
 ): Promise<PostResult> {
+  return resend({ url, body, headers: { 'content-type': contentType, ...signRequest(opts.secret ?? secret, body, opts.timestamp), ...extra } });
+}
+
+/** Send a request again, byte for byte (same body, timestamp and signature), optionally elsewhere. */
+export async function resend(req: SentRequest, url: string = req.url): Promise<PostResult> {
   const started = Date.now();
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': contentType, ...signRequest(opts.secret ?? secret, body, opts.timestamp), ...extra },
-    body,
-  });
+  const res = await fetch(url, { method: 'POST', headers: req.headers, body: req.body });
   const text = await res.text();
-  return { status: res.status, text, json: parseJson(text), ms: Date.now() - started };
+  return { status: res.status, text, json: parseJson(text), ms: Date.now() - started, request: { ...req, url } };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -184,6 +204,8 @@ export interface SlackStandIn {
 }
 
 export interface StandInOptions {
+  /** Listen on this port (e.g. one a bot was told about while the stand-in was down). Default: any free port. */
+  port?: number;
   botUserId?: string;
   botId?: string;
   teamId?: string;
@@ -254,7 +276,10 @@ export async function startSlackStandIn(opts: StandInOptions = {}): Promise<Slac
     return send(res, 200, { ok: true, ...(defaults[method]?.(call) ?? {}) });
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
+  });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
@@ -342,10 +367,10 @@ export interface ActionFields {
   messageTs?: string;
 }
 
-/** POST a Block Kit button press (block_actions) to `url`, signed like Slack's interactivity requests. */
-export async function postAction(url: string, secret: string, f: ActionFields, opts: SignOptions = {}): Promise<PostResult> {
+/** A Block Kit button press (block_actions), as Slack sends it. */
+export function actionPayload(f: ActionFields): Record<string, unknown> {
   const channel = f.channelId ?? 'C0OPS';
-  const payload = {
+  return {
     type: 'block_actions',
     user: { id: f.userId, username: 'display-name-not-an-id', team_id: 'T0TEAM' },
     api_app_id: 'A0APP',
@@ -366,6 +391,10 @@ export async function postAction(url: string, secret: string, f: ActionFields, o
       },
     ],
   };
-  const form = new URLSearchParams({ payload: JSON.stringify(payload) });
+}
+
+/** POST a Block Kit button press (block_actions) to `url`, signed like Slack's interactivity requests. */
+export async function postAction(url: string, secret: string, f: ActionFields, opts: SignOptions = {}): Promise<PostResult> {
+  const form = new URLSearchParams({ payload: JSON.stringify(actionPayload(f)) });
   return post(url, form.toString(), 'application/x-www-form-urlencoded', secret, opts);
 }

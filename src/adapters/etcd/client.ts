@@ -1,23 +1,23 @@
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions } from 'etcd3';
-import type { Config } from '../../config/schema.js';
+import { Etcd3, type ILeaseOptions, type IOptions, type Lease } from 'etcd3';
+import { DEFAULT_COMMAND_TIMEOUT_MS, type Config } from '../../config/schema.js';
 import { SwitchyardError } from '../../core/errors.js';
-import { cappedBackoff, passThrough, retryRecoverable } from './policies.js';
+import { attemptDeadline, currentCallBudget } from './deadline.js';
+import { cappedBackoff, notingHost, withinBudget } from './policies.js';
 
-export type EtcdConfig = Config['etcd'];
+/** What the adapter reads of `etcd:` (commandTimeout may be left out by callers that build it by hand). */
+export type EtcdConfig = Omit<Config['etcd'], 'commandTimeout'> & { commandTimeout?: number };
 
 export interface EtcdClientOptions {
   /** ETCD_PASSWORD, passed in by the caller: this module never reads the environment. */
   password?: string;
-  /** Budget for one call once connected; the call deadline is dialTimeout + this. Default 3000. */
-  requestTimeoutMs?: number;
 }
 
 /** Connection settings resolved once (TLS files read, auth checked) so mistakes surface at start-up. */
 export interface EtcdSettings {
   endpoints: string[];
-  /** Deadline of every unary call. etcd3 declares a dialTimeout option but never uses it. */
-  callTimeoutMs: number;
+  /** etcd.commandTimeout: one deadline per operation, across its calls, retries and endpoints. */
+  commandTimeoutMs: number;
   credentials?: IOptions['credentials'];
   auth?: { username: string; password: string };
 }
@@ -34,7 +34,7 @@ function readTlsFile(field: string, path: string): Buffer {
 export function resolveEtcdSettings(cfg: EtcdConfig, opts: EtcdClientOptions = {}): EtcdSettings {
   const settings: EtcdSettings = {
     endpoints: [...cfg.endpoints],
-    callTimeoutMs: cfg.dialTimeout + (opts.requestTimeoutMs ?? 3000),
+    commandTimeoutMs: cfg.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS,
   };
   const secure = cfg.endpoints.filter((e) => e.startsWith('https://')).length;
   if (secure > 0 && secure < cfg.endpoints.length) {
@@ -59,25 +59,61 @@ export function resolveEtcdSettings(cfg: EtcdConfig, opts: EtcdClientOptions = {
 }
 
 /**
- * An etcd3 client for `hosts` (default: every configured endpoint). Each unary call has a
- * deadline so nothing hangs on a black-holed endpoint; streams (watch) have none and rely
- * on gRPC keepalive to notice a dead peer instead.
+ * An etcd3 client for `hosts` (default: every configured endpoint). Every unary call runs
+ * within one budget (deadline.ts, policies.ts) so nothing hangs on a black-holed endpoint
+ * or a cluster without quorum; streams (watch, lease keepalive) have none and rely on gRPC
+ * keepalive to notice a dead peer instead. `retry: false` makes one attempt (health probes
+ * report what they see rather than wait for it to change).
  */
-export function createEtcdClient(settings: EtcdSettings, hosts: string[] = settings.endpoints): Etcd3 {
-  return new Etcd3({
+export function createEtcdClient(settings: EtcdSettings, hosts: string[] = settings.endpoints, opts: { retry?: boolean } = {}): LeaseKeepingEtcd3 {
+  return new LeaseKeepingEtcd3({
     hosts,
     ...(settings.credentials ? { credentials: settings.credentials } : {}),
     ...(settings.auth ? { auth: settings.auth } : {}),
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + settings.callTimeoutMs }),
+    defaultCallOptions: (ctx) => {
+      if (ctx.isStream) return {};
+      const call = currentCallBudget();
+      return { deadline: call ? attemptDeadline(call) : Date.now() + settings.commandTimeoutMs };
+    },
     grpcOptions: {
       // etcd's default --grpc-keepalive-min-time is 5s; pinging faster gets the connection closed.
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
     },
     faultHandling: {
-      host: () => passThrough(),
-      global: retryRecoverable(hosts.length),
+      host: (host) => notingHost(host),
+      global: withinBudget({ timeoutMs: settings.commandTimeoutMs, endpoints: hosts.length, ...(opts.retry === false ? { attempts: 1 } : {}) }),
       watchBackoff: cappedBackoff(100, 2000),
     },
   });
+}
+
+/**
+ * An etcd3 client that remembers the leases it keeps alive (`lease()` with keepalive: a
+ * service lock, an agent's status key), so whoever closes it can revoke them and a
+ * successor takes over at once instead of after the TTL. Leases granted without keepalive
+ * (registrations with --ttl, de-duplication, confirmations) are meant to outlive the
+ * process and are not tracked.
+ */
+export class LeaseKeepingEtcd3 extends Etcd3 {
+  private readonly kept = new Set<Lease>();
+
+  override lease(ttl: number, options?: ILeaseOptions): Lease {
+    const lease = super.lease(ttl, options);
+    if (options?.autoKeepAlive !== false) {
+      this.prune();
+      this.kept.add(lease);
+    }
+    return lease;
+  }
+
+  /** Leases this client still keeps alive (not revoked, released or lost). */
+  keptLeases(): Lease[] {
+    this.prune();
+    return [...this.kept];
+  }
+
+  private prune(): void {
+    for (const l of this.kept) if (l.revoked()) this.kept.delete(l);
+  }
 }

@@ -15,12 +15,15 @@ import {
   isRecoverableError,
 } from 'etcd3';
 import { isSwitchyardError, SwitchyardError } from '../../core/errors.js';
+import { formatDuration } from '../../core/names.js';
+import { EtcdDeadlineError } from './deadline.js';
 
 const SOCKET_ERRORS = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)\b/;
 
 /** A short, stack-free description of an etcd3 error, for messages and health output. */
 export function describeEtcdError(raw: unknown): string {
   const err = typed(raw);
+  if (err instanceof EtcdDeadlineError) return `no answer within ${formatDuration(err.timeoutMs)}${err.last === undefined ? '' : ` (${describeEtcdError(err.last)})`}`;
   if (err instanceof EtcdWatchStreamEnded) return 'the watch stream ended';
   if (err instanceof GRPCDeadlineExceededError) return 'no answer before the deadline';
   if (err instanceof ClientClosedError) return 'client closed';
@@ -56,6 +59,16 @@ function isRecoverable(err: unknown): boolean {
 export function toRegistryError(raw: unknown, endpoints: readonly string[], action: string): SwitchyardError {
   if (isSwitchyardError(raw)) return raw;
   const err = typed(raw);
+  if (err instanceof EtcdDeadlineError) {
+    // Each endpoint once, in the order tried; the configured list if no attempt got that far.
+    const tried = err.tried.length > 0 ? [...new Set(err.tried)] : endpoints;
+    const last = err.last === undefined ? '' : `; last error: ${describeEtcdError(err.last)}`;
+    return new SwitchyardError(
+      'E_UNAVAILABLE',
+      `etcd did not answer within ${formatDuration(err.timeoutMs)} while ${action} (tried ${tried.join(', ')}${last})`,
+      { cause: err },
+    );
+  }
   const where = `etcd (${endpoints.join(', ')})`;
   const what = describeEtcdError(err);
   if (isRecoverable(err) || err instanceof ClientClosedError || err instanceof EtcdWatchStreamEnded) {

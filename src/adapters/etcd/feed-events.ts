@@ -7,7 +7,8 @@
  */
 import { NAME_RE } from '../../core/names.js';
 import type { RegistryEvent, StateRecord } from '../../core/registry.js';
-import { parseApplyResult } from '../../feed/apply.js';
+import { parseApplyResult } from '../../core/apply-result.js';
+import { quoteKey } from '../../core/quote.js';
 import type { ChangeCause, FeedChange } from '../../feed/types.js';
 import { decodeCause } from './attribution.js';
 import { decodeAddress, decodeDesired, decodeState, DEFAULT_WEIGHT, isProblem } from './codec.js';
@@ -80,9 +81,11 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
     } else if (ev.key.startsWith(layout.desiredDir())) {
       const service = ev.key.slice(layout.desiredDir().length);
       if (NAME_RE.test(service)) desired.set(service, ev);
-      else unreadable.push({ ev, problem: `"${service}" is not a service name` });
+      else unreadable.push({ ev, problem: `${JSON.stringify(service)} is not a service name` });
     } else if (ev.key.startsWith(layout.agentsDir())) {
-      agents.set(ev.key.slice(layout.agentsDir().length), ev);
+      const agent = ev.key.slice(layout.agentsDir().length);
+      if (NAME_RE.test(agent)) agents.set(agent, ev);
+      else unreadable.push({ ev, problem: `${JSON.stringify(agent)} is not an agent ID` });
     }
     // Locks, confirmations and unknown keys under the switchyard prefix are not news.
   }
@@ -107,7 +110,8 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
     out.changes.push({ revision: ev.revision, cause: ev.type === 'put' ? { kind: 'agent', agent } : causeOf(ev), ...change });
   }
   for (const { ev, problem } of unreadable) {
-    push({ kind: 'invalid', group: 'registry', subject: ev.key, what: `${ev.type === 'put' ? 'written' : 'deleted'}, but unreadable: ${problem}`, problem: true }, ev);
+    // Quoted: a raw key may hold a newline that would forge a feed line of its own.
+    push({ kind: 'invalid', group: 'registry', subject: quoteKey(ev.key), what: `${ev.type === 'put' ? 'written' : 'deleted'}, but unreadable: ${problem}`, problem: true }, ev);
   }
 }
 
@@ -167,20 +171,23 @@ function agentChange(agent: string, ev: RegistryEvent): Draft | undefined {
   if (ev.prevValue === ev.value) return undefined;
   const result = parseApplyResult(ev.value);
   if (typeof result === 'string') return { ...base, kind: 'apply', what: `wrote an unreadable apply result: ${result}`, problem: true };
+  const errors = result.error ?? [];
+  const warnings = result.warnings ?? [];
   // "Nothing to do" is the agent confirming it is in step, not news.
-  if (result.ok && result.method === 'none' && result.warnings.length === 0) return undefined;
-  const took = result.durationMs !== undefined ? ` in ${formatMs(result.durationMs)}` : '';
+  if (result.ok && result.method === 'none' && warnings.length === 0) return undefined;
+  const took = ` in ${formatMs(result.durationMs)}`;
   let what: string;
   let notes: string[];
   if (result.ok) {
     what = `${result.method} apply${result.changes.length ? ` ${listChanges(result.changes)}` : ''}${took}`;
-    notes = result.warnings.map((w) => `warning: ${w}`);
+    notes = warnings.map((w) => `warning: ${w}`);
   } else if (result.failure === 'unavailable') {
-    what = `cannot reach HAProxy: ${clip(result.errors[0] ?? 'no error given')} — will retry`;
-    notes = result.errors.slice(1);
+    // The agent's first line says "waiting for HAProxy: <why>".
+    what = `${clip(errors[0] ?? 'HAProxy did not answer')} — will retry`;
+    notes = errors.slice(1);
   } else {
-    what = `${result.failure ?? result.method} failed${took}: ${clip(result.errors[0] ?? 'no error given')} — kept the last good config`;
-    notes = [...result.errors.slice(1), ...result.warnings.map((w) => `warning: ${w}`)];
+    what = `${result.failure ?? result.method} failed${took}: ${clip(errors[0] ?? 'no error given')} — kept the last good config`;
+    notes = [...errors.slice(1), ...warnings.map((w) => `warning: ${w}`)];
   }
   notes = notes.slice(0, MAX_NOTES).map(clip);
   return { ...base, kind: 'apply', what, apply: result, ...(result.ok ? {} : { problem: true }), ...(notes.length ? { notes } : {}) };

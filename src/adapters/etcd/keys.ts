@@ -1,4 +1,5 @@
 import type { Config } from '../../config/schema.js';
+import { SwitchyardError } from '../../core/errors.js';
 import { NAME_RE } from '../../core/names.js';
 
 /**
@@ -87,6 +88,20 @@ export class KeyLayout {
     return `${this.switchyard}/confirm/${id}`;
   }
 
+  dedupeDir(): string {
+    return `${this.switchyard}/dedupe/`;
+  }
+
+  /**
+   * A Slack request already executed (`event/<event_id>`, `trigger/<trigger_id>`,
+   * `sig/<sha256 of the signature>`), on a lease. Only these shapes are accepted: the ids
+   * come from requests, and a key must never climb out of the dedupe directory.
+   */
+  dedupeKey(key: string): string {
+    if (!DEDUPE_KEY_RE.test(key)) throw new SwitchyardError('E_BAD_ARGS', `not a de-duplication key: ${JSON.stringify(key)}`);
+    return `${this.switchyard}/dedupe/${key}`;
+  }
+
   /** `/services/web/a` → {service, instance}; a string says why the key does not fit. */
   parseServiceKey(key: string): InstanceRef | string {
     return parseInstanceKey(this.servicesDir(), key);
@@ -96,6 +111,9 @@ export class KeyLayout {
     return parseInstanceKey(this.stateDir(), key);
   }
 }
+
+/** kind/id, the id from Slack's alphabet for ids (or a hex digest): no "/", no "..". */
+const DEDUPE_KEY_RE = /^(event|trigger|sig)\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 export interface InstanceRef {
   service: string;
@@ -107,8 +125,9 @@ function parseInstanceKey(dir: string, key: string): InstanceRef | string {
   const parts = key.slice(dir.length).split('/');
   if (parts.length !== 2) return `key is not ${dir}<service>/<instance>`;
   const [service = '', instance = ''] = parts;
-  if (!NAME_RE.test(service)) return `service name "${service}" is invalid (must match ${NAME_RE.source})`;
-  if (!NAME_RE.test(instance)) return `instance name "${instance}" is invalid (must match ${NAME_RE.source})`;
+  // Quoted as JSON: a name from a raw key may hold a newline.
+  if (!NAME_RE.test(service)) return `service name ${JSON.stringify(service)} is invalid (must match ${NAME_RE.source})`;
+  if (!NAME_RE.test(instance)) return `instance name ${JSON.stringify(instance)} is invalid (must match ${NAME_RE.source})`;
   return { service, instance };
 }
 

@@ -5,12 +5,14 @@
  * 5 s after etcd is back, and the default watch backoff grows towards 30 s. For a bot
  * that must report "etcd is down" honestly and resume quickly when it is up, a call should
  * simply go to etcd: a dead host answers "connection refused" at once, a hung one runs
- * into the per-call deadline (see client.ts).
+ * into the deadline of its attempt (see deadline.ts).
  *
  * The objects implement cockatiel's interfaces structurally: cockatiel is etcd3's
  * dependency, not ours, so it is not imported.
  */
-import { isRecoverableError, type IOptions } from 'etcd3';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GRPCDeadlineExceededError, isRecoverableError, type IOptions } from 'etcd3';
+import { currentBudget, EtcdDeadlineError, newBudget, runWithin, type CallBudget } from './deadline.js';
 
 type FaultHandling = NonNullable<IOptions['faultHandling']>;
 export type EtcdPolicy = FaultHandling['global'] & object;
@@ -23,30 +25,66 @@ function policy(execute: (fn: (ctx: { signal: AbortSignal }) => unknown, signal?
   return { execute, onSuccess: noEvent, onFailure: noEvent } as unknown as EtcdPolicy;
 }
 
-function isRecoverable(err: unknown): boolean {
+/**
+ * Transient: etcd or the connection may answer differently in a moment — leader changed,
+ * no leader, a member stopping, unreachable, too many requests (etcd3's "recoverable").
+ */
+export function isTransient(err: unknown): boolean {
   return typeof err === 'object' && err !== null && isRecoverableError(err as Error);
 }
 
-/** Run the call once, as is. */
-export function passThrough(): EtcdPolicy {
-  return policy(async (fn, signal) => fn({ signal: signal ?? new AbortController().signal }));
+export interface BudgetPolicyOptions {
+  /** etcd.commandTimeout: the deadline of a call made outside any operation's scope. */
+  timeoutMs: number;
+  /** How many endpoints the client has (each gets its turn before any is retried). */
+  endpoints: number;
+  /** Pause between rounds over all endpoints. Default 50 ms doubling to 500 ms. */
+  pause?: { minMs: number; maxMs: number };
+  /** Give up after this many attempts even with time left. Default: no limit. */
+  attempts?: number;
 }
 
 /**
- * Retry connection-level failures up to `attempts` times in all. etcd3 picks the next host
- * of its shuffled list for every attempt, so with attempts = number of endpoints each
- * endpoint is tried once; with one endpoint a failure is reported at once.
+ * The global policy: every unary call runs within one budget (deadline.ts) and transient
+ * failures are tried again inside it, on the next endpoint at once (etcd3 walks its shuffled
+ * host list on every attempt) and after a short pause once every endpoint has had its turn.
+ * When the budget is spent the call fails with EtcdDeadlineError naming what was tried.
+ *
+ * Retrying a write that failed with a transient error is safe here because every write is
+ * a transaction whose effect does not depend on being applied once: compare-and-swap
+ * (a replay finds the compare failed and re-reads), or a put/delete of the same value.
  */
-export function retryRecoverable(attempts: number): EtcdPolicy {
+export function withinBudget(o: BudgetPolicyOptions): EtcdPolicy {
+  const pause = o.pause ?? { minMs: 50, maxMs: 500 };
   return policy(async (fn, signal) => {
     const ctx = { signal: signal ?? new AbortController().signal };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn(ctx);
-      } catch (err) {
-        if (attempt >= attempts || !isRecoverable(err)) throw err;
+    const budget: CallBudget = { ...newBudget(o.timeoutMs), attempts: 0, endpoints: o.endpoints };
+    return runWithin(budget, async () => {
+      let last: unknown;
+      for (let round = 0; ; ) {
+        budget.attempts++;
+        try {
+          return await fn(ctx);
+        } catch (err) {
+          if (!isTransient(err) || budget.attempts >= (o.attempts ?? Number.POSITIVE_INFINITY)) throw err;
+          // "Deadline exceeded" says less than the failure before it (no leader, refused).
+          if (last === undefined || !(err instanceof GRPCDeadlineExceededError)) last = err;
+          const left = budget.deadline - Date.now();
+          if (left <= 0) throw new EtcdDeadlineError(budget.timeoutMs, budget.tried, last);
+          if (budget.attempts % o.endpoints !== 0) continue;
+          await sleep(Math.min(left, pause.maxMs, pause.minMs * 2 ** Math.min(round++, 16)));
+          if (Date.now() >= budget.deadline) throw new EtcdDeadlineError(budget.timeoutMs, budget.tried, last);
+        }
       }
-    }
+    });
+  });
+}
+
+/** Per-host policy: run the call as is, noting the endpoint in the operation's budget (for messages). */
+export function notingHost(host: string): EtcdPolicy {
+  return policy(async (fn, signal) => {
+    currentBudget()?.tried.push(host);
+    return fn({ signal: signal ?? new AbortController().signal });
   });
 }
 

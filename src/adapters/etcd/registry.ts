@@ -16,7 +16,8 @@ import type {
   WatchHandlers,
 } from '../../core/registry.js';
 import { causeOp } from './attribution.js';
-import { createEtcdClient, resolveEtcdSettings, type EtcdClientOptions, type EtcdSettings } from './client.js';
+import { createEtcdClient, resolveEtcdSettings, type EtcdClientOptions, type EtcdConfig, type EtcdSettings, type LeaseKeepingEtcd3 } from './client.js';
+import { withinDeadline } from './deadline.js';
 import {
   buildListing,
   decodeAddress,
@@ -29,7 +30,7 @@ import {
   leaseOf,
   MAX_WEIGHT,
 } from './codec.js';
-import { toRegistryError } from './errors.js';
+import { describeEtcdError, toRegistryError } from './errors.js';
 import { endpointHealth } from './health.js';
 import { KeyLayout } from './keys.js';
 import { deleteOp, putOp, rangeOp, unchanged } from './ops.js';
@@ -72,8 +73,12 @@ function checkBy(by: string): void {
  */
 export class EtcdRegistry implements Registry {
   readonly prefixes: { services: string; switchyard: string };
-  /** The underlying etcd3 client, for adapters that need more (agent results, locks). */
-  readonly client: Etcd3;
+  /**
+   * The underlying etcd3 client, for adapters that need more (agent results, locks). Its
+   * calls share the operation deadline (etcd.commandTimeout); leases it keeps alive are
+   * revoked by close().
+   */
+  readonly client: LeaseKeepingEtcd3;
   readonly layout: KeyLayout;
   private readonly log: Logger;
   private readonly healthTimeoutMs: number;
@@ -100,7 +105,24 @@ export class EtcdRegistry implements Registry {
     return this.settings.endpoints;
   }
 
+  /** etcd.commandTimeout in ms. */
+  get commandTimeoutMs(): number {
+    return this.settings.commandTimeoutMs;
+  }
+
+  /**
+   * Run several etcd calls as one operation: they share one deadline (etcd.commandTimeout),
+   * so a read-then-write does not get the full budget twice.
+   */
+  operation<T>(fn: () => Promise<T>): Promise<T> {
+    return withinDeadline(this.settings.commandTimeoutMs, fn);
+  }
+
   async register(service: string, instance: string, address: string, opts: RegisterOptions): Promise<{ created: boolean }> {
+    return this.operation(() => this.registerNow(service, instance, address, opts));
+  }
+
+  private async registerNow(service: string, instance: string, address: string, opts: RegisterOptions): Promise<{ created: boolean }> {
     checkName('service', service);
     checkName('instance', instance);
     const parsed = typeof address === 'string' ? parseHostPort(address) : 'expected host:port';
@@ -168,6 +190,10 @@ export class EtcdRegistry implements Registry {
 
   async list(service?: string): Promise<Listing> {
     if (service !== undefined) checkName('service', service);
+    return this.operation(() => this.listNow(service));
+  }
+
+  private async listNow(service: string | undefined): Promise<Listing> {
     const action = service === undefined ? 'listing instances' : `listing ${service}`;
     for (let attempt = 1; ; attempt++) {
       const svc = await this.call(action, () => this.client.getAll().prefix(this.layout.servicesDir(service)).exec());
@@ -199,6 +225,10 @@ export class EtcdRegistry implements Registry {
   }
 
   async setState(service: string, instance: string, state: InstanceState, by: string): Promise<void> {
+    return this.operation(() => this.setStateNow(service, instance, state, by));
+  }
+
+  private async setStateNow(service: string, instance: string, state: InstanceState, by: string): Promise<void> {
     checkName('service', service);
     checkName('instance', instance);
     if (!STATES.includes(state)) badArgs(`state must be one of ${STATES.join(', ')}, got ${JSON.stringify(state)}`);
@@ -314,9 +344,18 @@ export class EtcdRegistry implements Registry {
     return { ok: endpoints.every((e) => e.ok), endpoints };
   }
 
+  /**
+   * Revoke the leases this process keeps alive (its locks and status keys go at once, so
+   * a successor need not wait for the TTL), end the watches and close the connections.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all(
+      this.client.keptLeases().map((lease) =>
+        lease.revoke().catch((err: unknown) => this.log.warn({ err: describeEtcdError(err) }, 'could not revoke a lease on closing; its keys expire with its TTL')),
+      ),
+    );
     await Promise.all([...this.watches].map((w) => w.close()));
     this.watches.clear();
     this.client.close();
@@ -328,7 +367,7 @@ export class EtcdRegistry implements Registry {
   private healthClient(endpoint: string): Etcd3 {
     let client = this.healthClients.get(endpoint);
     if (!client) {
-      client = createEtcdClient({ ...this.settings, callTimeoutMs: this.healthTimeoutMs }, [endpoint]);
+      client = createEtcdClient({ ...this.settings, commandTimeoutMs: this.healthTimeoutMs }, [endpoint], { retry: false });
       this.healthClients.set(endpoint, client);
     }
     return client;
@@ -368,13 +407,10 @@ export class EtcdRegistry implements Registry {
  * caller; TLS files are read here, so a bad path fails at start-up with E_CONFIG.
  */
 export function createEtcdRegistry(
-  config: Pick<Config, 'etcd' | 'registry'>,
+  config: { etcd: EtcdConfig; registry: Config['registry'] },
   opts: EtcdClientOptions & EtcdRegistryOptions = {},
 ): EtcdRegistry {
-  const { password, requestTimeoutMs, ...registryOpts } = opts;
-  const settings = resolveEtcdSettings(config.etcd, {
-    ...(password !== undefined ? { password } : {}),
-    ...(requestTimeoutMs !== undefined ? { requestTimeoutMs } : {}),
-  });
+  const { password, ...registryOpts } = opts;
+  const settings = resolveEtcdSettings(config.etcd, password !== undefined ? { password } : {});
   return new EtcdRegistry(settings, KeyLayout.fromConfig(config.registry), registryOpts);
 }

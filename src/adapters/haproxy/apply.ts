@@ -3,8 +3,10 @@
  * reload otherwise, and the last good config kept (byte-identical) when anything fails.
  */
 import { rename } from 'node:fs/promises';
+import type { ApplyFailureKind, ApplyMethod, ApplyResult } from '../../core/apply-result.js';
 import { SwitchyardError, isSwitchyardError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { describeProblem } from '../../core/quote.js';
 import { bindsIn, checkConfig, preflightBinds } from './check.js';
 import { readIfExists, removeQuietly, tempPathFor, writeFileAtomic, writeFileDurable } from './files.js';
 import { HaproxyMaster } from './master.js';
@@ -14,31 +16,7 @@ import { reconcile } from './reconcile.js';
 import type { HaproxyRuntime } from './runtime.js';
 import { executeOps } from './runtime-ops.js';
 
-export type ApplyMethod = 'runtime' | 'reload' | 'none';
-export type ApplyFailureKind = 'unavailable' | 'render' | 'check' | 'reload' | 'runtime' | 'internal';
-
-/** One apply, as reported to etcd (`<switchyard>/agents/<id>`) and the #ops feed. */
-export interface ApplyResult {
-  agentId: string;
-  method: ApplyMethod;
-  ok: boolean;
-  durationMs: number;
-  /** "+web-4", "-web-2", "web-3 drain", "+backend api", … */
-  changes: string[];
-  /** HAProxy's own error lines, or what went wrong. */
-  error?: string[];
-  /** Registry keys left out (invalid), servers waiting for sessions before deletion, … */
-  warnings?: string[];
-  /** Servers in maintenance whose deletion waits for their sessions to end. */
-  pending?: string[];
-  /** Why a reload was chosen. */
-  reasons?: string[];
-  /** Where a failed apply stopped: HAProxy unreachable, template render, `haproxy -c`, the reload itself, a runtime command. */
-  failure?: ApplyFailureKind;
-  /** Worker PID serving after the apply, when known. */
-  worker?: number;
-  at: string;
-}
+export type { ApplyFailureKind, ApplyMethod, ApplyResult } from '../../core/apply-result.js';
 
 export interface ApplyOutcome {
   result: ApplyResult;
@@ -104,7 +82,7 @@ export class HaproxyApplier {
 
   async apply(plan: Plan, next: AppliedConfig): Promise<ApplyOutcome> {
     const started = performance.now();
-    const warnings = next.model.problems.map((p) => `skipped ${p.key}: ${p.problem}`);
+    const warnings = next.model.problems.map((p) => `skipped ${describeProblem(p)}`);
     const finish: Finish = (method, ok, fields) => {
       const w = [...warnings, ...(fields.extraWarnings ?? [])];
       return {
@@ -138,11 +116,11 @@ export class HaproxyApplier {
         this.log.info({ why: rt.why }, 'falling back to a reload');
         return this.reloadAndReport(plan, next, finish, rt.why, rt.errors);
       } catch (err) {
-        const unavailable = isSwitchyardError(err, 'E_UNAVAILABLE');
+        if (isSwitchyardError(err, 'E_UNAVAILABLE')) return this.whileDown('runtime', next, finish, err, []);
         this.log.warn({ err }, 'runtime apply failed');
-        // Either HAProxy is gone or it answered in a way we did not expect: both call for
-        // a fresh look later rather than waiting for the next registry change.
-        return { result: finish('runtime', false, { error: linesOf(err), failure: unavailable ? 'unavailable' : 'runtime' }), committed: false, retry: true };
+        // HAProxy answered in a way we did not expect: take a fresh look later rather than
+        // waiting for the next registry change.
+        return { result: finish('runtime', false, { error: linesOf(err), failure: 'runtime' }), committed: false, retry: true };
       }
     }
     return this.reloadAndReport(plan, next, finish, plan.reasons, []);
@@ -164,14 +142,76 @@ export class HaproxyApplier {
       };
     } catch (err) {
       const kind: ApplyFailureKind = err instanceof ApplyFailure ? err.kind : isSwitchyardError(err, 'E_UNAVAILABLE') ? 'unavailable' : 'reload';
+      if (kind === 'unavailable') return this.whileDown('reload', next, finish, err, reasons);
       this.log.warn({ err, reasons }, 'reload failed; kept the last good config');
       return {
         result: finish('reload', false, { reasons, error: [...linesOf(err), ...priorErrors], failure: kind }),
         committed: false,
-        // A rejected config stays rejected until the registry or template changes; an
-        // unreachable or failing HAProxy may recover by itself.
-        retry: kind === 'unavailable' || kind === 'reload' || kind === 'runtime',
+        // A rejected config stays rejected until the registry or template changes; a
+        // failing HAProxy may recover by itself.
+        retry: kind === 'reload' || kind === 'runtime',
       };
+    }
+  }
+
+  /**
+   * HAProxy did not answer. The validated config goes on disk all the same, so HAProxy
+   * starts from it (first boot, or a restart after an outage); the caller retries with
+   * backoff, and once HAProxy answers the runtime API puts right what the file cannot say.
+   */
+  private async whileDown(method: ApplyMethod, next: AppliedConfig, finish: Finish, cause: unknown, reasons: string[]): Promise<ApplyOutcome> {
+    const { configPath } = this.opts;
+    const [reason = 'HAProxy did not answer', ...more] = linesOf(cause);
+    const waiting = [`waiting for HAProxy: ${reason}`, ...more];
+    const failed = (error: string[], failure: ApplyFailureKind, retry: boolean): ApplyOutcome => ({
+      result: finish(method, false, { reasons, error, failure }),
+      committed: false,
+      retry,
+    });
+    try {
+      const live = await this.readLive();
+      if (live !== next.rendered) {
+        const tmp = await this.stage(next.rendered, live);
+        try {
+          await rename(tmp, configPath);
+        } catch (err) {
+          await removeQuietly(tmp);
+          throw err;
+        }
+        this.log.info({ configPath, reason }, 'HAProxy did not answer: wrote the validated config for it to start from');
+      }
+    } catch (err) {
+      // Rejected: nothing was written, and nothing will change until the registry or the template does.
+      if (err instanceof ApplyFailure) return failed([...err.lines, ...waiting], err.kind, false);
+      // haproxy -c could not run (binary missing, timed out): not validated, so not written.
+      if (isSwitchyardError(err)) return failed([...linesOf(err), ...waiting], 'check', true);
+      this.log.error({ err, configPath }, 'could not write the validated haproxy config');
+      const code = (err as NodeJS.ErrnoException).code;
+      return failed([`cannot write ${configPath}: ${code ?? (err instanceof Error ? err.message : String(err))}`, ...waiting], 'write', true);
+    }
+    this.log.warn({ reason }, 'waiting for HAProxy');
+    return failed([...waiting, `${configPath} holds the validated config for HAProxy to start from`], 'unavailable', true);
+  }
+
+  /**
+   * Write `text` to a temp file beside the live one and validate it: `haproxy -c`, and the
+   * listeners it adds can be bound. Returns the temp path for the caller to rename into
+   * place; on a refusal (ApplyFailure 'check') the temp file is already gone.
+   */
+  private async stage(text: string, previous: string | undefined): Promise<string> {
+    const { configPath } = this.opts;
+    const tmp = tempPathFor(configPath);
+    try {
+      await writeFileDurable(tmp, text);
+      const check = await checkConfig(this.opts.binary, tmp, configPath);
+      if (!check.ok) throw new ApplyFailure(['haproxy -c rejected the new config:', ...check.lines], 'check');
+      const held = bindsIn(previous);
+      const binds = await preflightBinds([...bindsIn(text)].filter((b) => !held.has(b)));
+      if (binds.length > 0) throw new ApplyFailure(['the new config cannot start:', ...binds], 'check');
+      return tmp;
+    } catch (err) {
+      await removeQuietly(tmp);
+      throw err;
     }
   }
 
@@ -195,17 +235,11 @@ export class HaproxyApplier {
 
   private async reloadPath(next: AppliedConfig): Promise<{ worker: number; warnings: string[]; pending: string[] }> {
     const { configPath, runtime, master } = this.opts;
-    const tmp = tempPathFor(configPath);
     let renamed = false;
     const previous = await this.readLive();
+    const tmp = await this.stage(next.rendered, previous);
     let worker: number;
     try {
-      await writeFileDurable(tmp, next.rendered);
-      const check = await checkConfig(this.opts.binary, tmp, configPath);
-      if (!check.ok) throw new ApplyFailure(['haproxy -c rejected the new config:', ...check.lines], 'check');
-      const held = bindsIn(previous);
-      const binds = await preflightBinds([...bindsIn(next.rendered)].filter((b) => !held.has(b)));
-      if (binds.length > 0) throw new ApplyFailure(['the new config cannot start:', ...binds], 'check');
       // Fails fast (and leaves everything as it was) when HAProxy is down.
       const state = await runtime.dumpServersState();
       await writeFileAtomic(next.model.global.stateFile, state);

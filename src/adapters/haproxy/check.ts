@@ -81,7 +81,10 @@ export async function preflightBinds(binds: Iterable<string>): Promise<string[]>
       srv.once('error', (e: NodeJS.ErrnoException) => resolve(e));
       srv.listen({ host: host || undefined, port, exclusive: true }, () => srv.close(() => resolve(undefined)));
     });
-    if (err) problems.push(`cannot bind ${bind}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (address already in use)' : ''}`);
+    // A privileged port tells nothing when the agent runs unprivileged and HAProxy does not.
+    if (err && err.code !== 'EACCES' && err.code !== 'EPERM') {
+      problems.push(`cannot bind ${bind}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (address already in use)' : ''}`);
+    }
   }
   return problems;
 }

@@ -6,7 +6,7 @@
  * `show proc`, failure as the master's "[failed: N]" counter going up while the old
  * worker stays.
  */
-import { SwitchyardError } from '../../core/errors.js';
+import { isSwitchyardError, SwitchyardError } from '../../core/errors.js';
 import { parseShowProc, type ProcTable } from './runtime-parse.js';
 import { exchange, isUnreachable } from './socket.js';
 
@@ -67,7 +67,14 @@ export class HaproxyMaster {
     const before = await this.showProc();
     const previous = before.workers.map((w) => w.pid);
     const failedBefore = before.master.failed ?? 0;
-    const reply = await this.command('reload', deadline);
+    let reply = '';
+    try {
+      reply = await this.command('reload', deadline);
+    } catch (err) {
+      // Sent, but the master was too busy re-executing to close the connection in time:
+      // `show proc` below tells whether the reload happened.
+      if (!isSwitchyardError(err, 'E_TIMEOUT')) throw err;
+    }
     if (reply.trim() !== '') {
       throw new SwitchyardError('E_INTERNAL', `HAProxy master answered "reload" with: ${reply.trim().split('\n')[0]}`);
     }
@@ -77,7 +84,10 @@ export class HaproxyMaster {
       try {
         table = parseShowProc(await this.command('show proc', deadline));
       } catch (err) {
-        if (!isUnreachable(err) || Date.now() >= deadline) throw err;
+        // A master busy re-executing (slow on a loaded host) may accept and not answer in
+        // time: that is the reload still in progress, not a verdict, until the deadline.
+        const pending = isUnreachable(err) || isSwitchyardError(err, 'E_TIMEOUT');
+        if (!pending || Date.now() >= deadline) throw err;
       }
       if (table) {
         const worker = table.workers.find((w) => !previous.includes(w.pid));

@@ -114,6 +114,23 @@ export async function loadTemplate(path: string = DEFAULT_TEMPLATE_PATH): Promis
   return compileTemplate(source, path);
 }
 
+/**
+ * Stands in for a template file that no longer loads (edited, then SIGHUP or `render
+ * --apply`): every render fails with the load error, so the agent reports it like any
+ * failed apply — in its etcd key, the #ops feed and `status` — and keeps the last good
+ * config until the file is fixed.
+ */
+export function unusableTemplate(path: string, err: SwitchyardError): ConfigTemplate {
+  return {
+    path,
+    source: '',
+    hash: `unusable:${createHash('sha256').update(err.message).digest('hex')}`,
+    render() {
+      throw err;
+    },
+  };
+}
+
 /** `switchyard check`: the template's problems as `file:line: message` lines (empty when fine). */
 export function checkTemplate(source: string, path: string): string[] {
   try {

@@ -10,6 +10,8 @@ export interface ShellOptions {
   caller: Caller;
   input: Readable;
   write: (text: string) => void;
+  /** Aborted: read no further (as at EOF); the command in flight still gets its reply. */
+  signal?: AbortSignal;
 }
 
 export interface ShellSummary {
@@ -23,10 +25,14 @@ export interface ShellSummary {
  */
 export async function runShell(opts: ShellOptions): Promise<ShellSummary> {
   const rl = createInterface({ input: opts.input, crlfDelay: Infinity, terminal: false });
+  const stop = () => rl.close();
+  if (opts.signal?.aborted) stop();
+  opts.signal?.addEventListener('abort', stop, { once: true });
   let commands = 0;
   let failed = 0;
   let n = 0;
   for await (const raw of rl) {
+    if (opts.signal?.aborted) break;
     n++;
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
@@ -40,6 +46,7 @@ export async function runShell(opts: ShellOptions): Promise<ShellSummary> {
     if (!reply.ok) failed++;
     opts.write(`${replyToText(reply)}\n`);
   }
+  opts.signal?.removeEventListener('abort', stop);
   return { commands, failed };
 }
 

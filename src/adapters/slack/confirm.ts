@@ -15,6 +15,7 @@ import type { Reply } from '../../core/reply.js';
 import { escapeMrkdwn } from './mrkdwn.js';
 import { ProgressReply } from './progress.js';
 import { fallbackText, section, type Block, type SlackMessage } from './render.js';
+import { ackOrCarryOn } from './ack.js';
 import { runCommand } from './run.js';
 
 export const CONFIRM_ACTION = 'switchyard_confirm';
@@ -90,7 +91,7 @@ export class SlackConfirmations {
       [CANCEL_ACTION, 'cancelled'],
     ] as const) {
       app.action<BlockAction<ButtonAction>>({ type: 'block_actions', action_id: actionId }, async ({ ack, body, action, respond }) => {
-        await ack();
+        await ackOrCarryOn(ack, this.log);
         await track(this.press(answer, action.value, body.user.id, respond));
       });
     }

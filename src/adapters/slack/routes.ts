@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CustomRoute } from '@slack/bolt';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../core/log.js';
@@ -15,7 +14,7 @@ export interface OpsRouteOptions {
   log: Logger;
 }
 
-/** GET /healthz and GET /metrics, served beside /slack/events. */
+/** GET /healthz and GET /metrics, served beside /slack/events (see front.ts). */
 export function opsRoutes(opts: OpsRouteOptions): CustomRoute[] {
   const handle =
     (name: string, fn: (res: ServerResponse) => Promise<void>) =>
@@ -50,33 +49,4 @@ async function healthz(res: ServerResponse, health: () => Promise<Health>): Prom
   }
   res.writeHead(result.ok ? 200 : 503, { 'content-type': 'application/json' });
   res.end(JSON.stringify(result));
-}
-
-/**
- * In Socket Mode there is no HTTP receiver, but /healthz and /metrics must still be served on
- * $PORT; Bolt's Socket Mode route server cannot report the port it bound, so this one does.
- */
-export async function listenRoutes(routes: CustomRoute[], port: number, host?: string): Promise<{ server: Server; port: number }> {
-  const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const route = routes.find((r) => r.path === path && [r.method].flat().includes(req.method ?? ''));
-    if (!route) {
-      res.writeHead(404);
-      res.end();
-      return;
-    }
-    route.handler(Object.assign(req, { params: {} }), res);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  return { server, port: (server.address() as AddressInfo).port };
-}
-
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
 }

@@ -1,0 +1,380 @@
+/**
+ * Issue-9 memory benchmark: resident memory of `serve` (the compiled dist/, as the image runs
+ * it), each phase in a fresh process against a fresh etcd so that one phase's garbage never
+ * counts against the next:
+ *   idle · 10,000 instances (100 services) + `status` · 10,000 instances in one service +
+ *   `status <service>` · 500 concurrent signed slash commands.
+ * Besides RSS, a probe preloaded into the process says where the memory is: V8 heap (used,
+ * live after a full GC, held per space), compiled code, external buffers, and file-backed
+ * pages (the node binary and libraries) from /proc/<pid>/smaps_rollup.
+ *
+ * argv: phase numbers (e.g. `3`) run only those and print, leaving docs/ alone;
+ *       --profile (implied when every phase runs) adds a second pass per phase with V8's
+ *       sampling heap profiler and reports the live heap by the package that allocated it
+ *       (a separate pass: the profiler costs memory of its own);
+ *       --repeat=N runs each phase N times (default 3 for the documented run, else 1);
+ *       --snapshot writes a heap snapshot per run to the temp directory (path printed).
+ * env:  MEMORY_NODE_ARGS="--max-semi-space-size=4" passes node flags to `serve`, to try heap settings.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
+import { startEtcd } from '../test/helpers/etcd-server.js';
+import { freePort } from '../test/helpers/net.js';
+import { postSlashCommand, startSlackStandIn, type SlackStandIn } from '../test/helpers/slack.js';
+import { fmt, writeSection } from './lib.js';
+
+const SECRET = 'bench-secret';
+const USER = 'U0BENCH';
+const TARGET_MB = 150;
+/** Start-up garbage settles, and the phase's last replies are out, before a reading. */
+const SETTLE_MS = 2000;
+/** Further readings after the first (at +10 s and +30 s): does RSS come back down when idle? */
+const LATER_MS = [8000, 20_000];
+const MB = 2 ** 20;
+const args = process.argv.slice(2);
+const ONLY = args.filter((a) => /^\d+$/.test(a)).map(Number);
+// The documented run profiles too: where the memory goes belongs in docs/BENCHMARKS.md.
+const PROFILE = args.includes('--profile') || ONLY.length === 0;
+const SNAPSHOT = args.includes('--snapshot');
+/** Runs per phase: RSS after a burst varies with when V8 happened to collect. */
+const REPEAT = Number(/^--repeat=(\d+)$/.exec(args.find((a) => a.startsWith('--repeat=')) ?? '')?.[1] ?? (ONLY.length ? 1 : 3));
+const NODE_ARGS = (process.env.MEMORY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+/**
+ * Preloaded with --import. The first SIGUSR2 writes the process's own view of its memory as
+ * it is (taken with the RSS reading); the second forces a full GC first, which tells live
+ * objects from heap V8 merely holds. --expose-gc on the command line would change the
+ * process measured; enabling it here only makes gc() reachable. With SY_MEMPROBE_PROFILE
+ * the sampling heap profiler runs from the start; it drops collected objects, so after the
+ * GC its profile is the live heap.
+ */
+const PROBE = `
+import { writeFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { Session } from 'node:inspector';
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc');
+const env = process.env;
+let session;
+if (env.SY_MEMPROBE_PROFILE) {
+  session = new Session();
+  session.connect();
+  session.post('HeapProfiler.startSampling', { samplingInterval: 8192 });
+}
+const view = () => ({
+  usage: process.memoryUsage(),
+  spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, { used: s.space_used_size, size: s.space_size }])),
+  code: v8.getHeapCodeStatistics(),
+});
+let calls = 0;
+process.on('SIGUSR2', () => {
+  const n = ++calls;
+  const write = (extra) => writeFileSync(env.SY_MEMPROBE_OUT + '.' + n, JSON.stringify({ ...view(), ...extra }));
+  if (n === 1) return write({});
+  gc();
+  const snapshot = env.SY_MEMPROBE_SNAPSHOT ? v8.writeHeapSnapshot(env.SY_MEMPROBE_SNAPSHOT) : undefined;
+  if (!session) return write({ snapshot });
+  session.post('HeapProfiler.stopSampling', (err, r) => write({ snapshot, profile: err ? undefined : r.profile }));
+});
+`;
+
+interface ProfileNode {
+  callFrame: { functionName: string; url: string };
+  selfSize: number;
+  children: ProfileNode[];
+}
+
+/** What the process says about its memory (see PROBE). */
+interface ProbeView {
+  usage: NodeJS.MemoryUsage;
+  spaces: Record<string, { used: number; size: number }>;
+  code: { code_and_metadata_size: number; bytecode_and_metadata_size: number };
+  snapshot?: string;
+  profile?: { head: ProfileNode };
+}
+
+interface Reading {
+  rssMb: number;
+  /** RSS at the LATER_MS readings. */
+  laterMb: number[];
+  /** High-water mark of RSS over the process's life (VmHWM): start-up included. */
+  peakMb: number;
+  /** From smaps_rollup: pages backed by files (binary, libraries) vs anonymous (heaps, buffers). */
+  fileMb: number;
+  anonMb: number;
+  /** The process's view at the first reading, and after a forced full GC at the end. */
+  now: ProbeView;
+  afterGc: ProbeView;
+  note?: string;
+}
+
+interface PhaseContext {
+  events: string;
+  etcd: string;
+  standIn: SlackStandIn;
+}
+
+interface Phase {
+  name: string;
+  /** Runs against a healthy `serve`; returns a note for the report. */
+  run(ctx: PhaseContext): Promise<string | undefined>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function smaps(pid: number): Promise<{ rss: number; file: number; anon: number }> {
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN) * 1024;
+  const rss = kb('Rss');
+  const anon = kb('Anonymous');
+  return { rss, anon, file: rss - anon };
+}
+
+async function peakRssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function probe(child: ChildProcess, out: string, n: number): Promise<ProbeView> {
+  child.kill('SIGUSR2');
+  const file = `${out}.${n}`;
+  await waitFor(async () => (await readFile(file, 'utf8').catch(() => '')).endsWith('}'), 120_000, 'the memory probe');
+  return JSON.parse(await readFile(file, 'utf8')) as ProbeView;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => child.once('exit', () => r()));
+}
+
+/** The final (not "running…") response to the command sent with response_url id `id`. */
+const finalResponse = (standIn: SlackStandIn, id: string, timeoutMs: number) =>
+  standIn.waitFor((c) => c.kind === 'response' && c.method === id && !String(c.body.text).startsWith('running'), timeoutMs);
+
+/** Writes `count` instances straight into etcd, 100 per transaction, as a large existing registry. */
+async function fill(endpoint: string, count: number, service: (i: number) => string): Promise<void> {
+  const client = new Etcd3({ hosts: endpoint });
+  try {
+    for (let batch = 0; batch < count / 100; batch++) {
+      const ops = Array.from({ length: 100 }, (_, j) => {
+        const i = batch * 100 + j;
+        return client.put(`/services/${service(i)}/i-${i}`).value(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:80`);
+      });
+      await client.if('/services/none', 'Version', '==', 0).then(...ops).commit();
+    }
+  } finally {
+    client.close();
+  }
+}
+
+async function slash(ctx: PhaseContext, text: string, id: string): Promise<void> {
+  const res = await postSlashCommand(ctx.events, SECRET, { text, user_id: USER, channel_id: 'C0BENCH', response_url: ctx.standIn.responseUrl(id) });
+  if (res.status !== 200) throw new Error(`${text}: ack status ${res.status}`);
+}
+
+async function statusCommand(ctx: PhaseContext, text: string, id: string): Promise<string> {
+  await slash(ctx, text, id);
+  const reply = await finalResponse(ctx.standIn, id, 60_000);
+  const blocks = (reply.body.blocks as unknown[] | undefined)?.length ?? 0;
+  return `\`${text}\` answered with ${blocks} blocks and ${String(reply.body.text).length} chars of fallback text`;
+}
+
+const PHASES: Phase[] = [
+  { name: 'idle (empty registry)', run: async () => undefined },
+  {
+    name: '10,000 instances in 100 services + `status`',
+    run: async (ctx) => {
+      await fill(ctx.etcd, 10_000, (i) => `svc-${i % 100}`);
+      return statusCommand(ctx, 'status', 'status-all');
+    },
+  },
+  {
+    name: '10,000 instances in one service + `status <service>`',
+    run: async (ctx) => {
+      await fill(ctx.etcd, 10_000, () => 'big');
+      return statusCommand(ctx, 'status big', 'status-big');
+    },
+  },
+  {
+    name: '500 concurrent signed slash commands (`register`, each an etcd write)',
+    run: async (ctx) => {
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: 500 }, (_, i) => slash(ctx, `register mem m-${i} 10.8.${i >> 8}.${i & 255}:80`, `slash-${i}`)));
+      // Read memory once every command has finished, not just been acked.
+      const replies = await Promise.all(Array.from({ length: 500 }, (_, i) => finalResponse(ctx.standIn, `slash-${i}`, 120_000)));
+      const failed = replies.filter((r) => !String(r.body.text).includes('registered')).length;
+      if (failed) throw new Error(`${failed} of 500 register commands did not answer "registered"`);
+      return `all 500 acked and answered "registered" within ${fmt((performance.now() - t0) / 1000, 1)} s`;
+    },
+  },
+];
+
+async function runPhase(phase: Phase, index: number, profile: boolean): Promise<Reading> {
+  const etcd = await startEtcd();
+  const standIn = await startSlackStandIn();
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-bench-mem-'));
+  let child: ChildProcess | undefined;
+  let stopping = false;
+  try {
+    await writeFile(join(dir, 'acl.yaml'), `rules:\n  - allow: ["*"]\n    users: [${USER}]\n`);
+    const configPath = join(dir, 'switchyard.yaml');
+    // An #ops feed channel, as a production bot has: registry changes flow through the poster.
+    await writeFile(configPath, `etcd:\n  endpoints: [${etcd.endpoint}]\nacl:\n  path: ./acl.yaml\nslack:\n  feedChannel: C0FEED\n`);
+    const port = await freePort();
+    const probeOut = join(dir, 'probe.json');
+    const bin = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
+    child = spawn(process.execPath, [...NODE_ARGS, `--import=data:text/javascript,${encodeURIComponent(PROBE)}`, bin, 'serve', '--config', configPath], {
+      env: {
+        ...process.env,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        SLACK_BOT_TOKEN: 'xoxb-bench',
+        SLACK_SIGNING_SECRET: SECRET,
+        SLACK_API_URL: standIn.apiUrl,
+        LOG_LEVEL: 'warn',
+        SY_MEMPROBE_OUT: probeOut,
+        ...(profile ? { SY_MEMPROBE_PROFILE: '1' } : {}),
+        ...(SNAPSHOT && !profile ? { SY_MEMPROBE_SNAPSHOT: join(tmpdir(), `switchyard-memory-${index}.heapsnapshot`) } : {}),
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    // The audit log goes to stderr; only its tail is kept, to explain a serve that died.
+    let stderrTail = '';
+    child.stderr!.on('data', (d: Buffer) => (stderrTail = (stderrTail + d.toString()).slice(-4000)));
+    child.once('exit', (code, signal) => {
+      if (!stopping) console.error(`serve exited during the phase (${code ?? signal}):\n${stderrTail}`);
+    });
+    const pid = child.pid!;
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true, 30_000, 'serve to be healthy');
+    await sleep(SETTLE_MS);
+    const note = await phase.run({ events: `${base}/slack/events`, etcd: etcd.endpoint, standIn });
+    await sleep(SETTLE_MS);
+    const first = await smaps(pid);
+    const now = await probe(child, probeOut, 1);
+    const laterMb: number[] = [];
+    for (const wait of profile ? [] : LATER_MS) {
+      await sleep(wait);
+      laterMb.push((await smaps(pid)).rss / MB);
+    }
+    const peakMb = await peakRssMb(pid);
+    const afterGc = await probe(child, probeOut, 2);
+    return { rssMb: first.rss / MB, laterMb, peakMb, fileMb: first.file / MB, anonMb: first.anon / MB, now, afterGc, ...(note ? { note } : {}) };
+  } finally {
+    stopping = true;
+    if (child && child.exitCode === null) {
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child?.kill('SIGKILL'), 10_000);
+      await exited(child);
+      clearTimeout(killer);
+    }
+    await standIn.close();
+    await etcd.dispose();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Live heap by the package whose code allocated it (innermost frame outside node's own modules). */
+function byPackage(head: ProfileNode, top = 6): string {
+  const sizes = new Map<string, number>();
+  let total = 0;
+  const walk = (node: ProfileNode, owner: string) => {
+    const url = node.callFrame.url;
+    const here = url && !url.startsWith('node:') ? packageOf(url) : owner;
+    if (node.selfSize) {
+      sizes.set(here, (sizes.get(here) ?? 0) + node.selfSize);
+      total += node.selfSize;
+    }
+    for (const c of node.children) walk(c, here);
+  };
+  walk(head, '(module loading: node internals)');
+  const rows = [...sizes].sort((a, b) => b[1] - a[1]).slice(0, top);
+  return `${rows.map(([k, v]) => `${k} ${fmt(v / MB)}`).join(', ')} MB (of ${fmt(total / MB)} MB sampled)`;
+}
+
+function packageOf(url: string): string {
+  const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (dep) return dep[1]!;
+  if (url.includes('/dist/')) return 'switchyard';
+  return url.startsWith('data:') ? '(memory probe)' : url;
+}
+
+/**
+ * RSS at the reading, split: file-backed pages (the node binary and libraries), the V8 heap
+ * V8 holds (of it: used, and live after a forced full GC at the end), external buffers, and
+ * the rest of the anonymous memory (malloc, thread stacks, heap pages V8 pools).
+ */
+function breakdown(r: Reading): string {
+  const { usage, spaces, code } = r.now;
+  const mb = (n: number | undefined) => fmt((n ?? 0) / MB);
+  const space = (name: string, label: string) => `${label} ${mb(spaces[name]?.used)}/${mb(spaces[name]?.size)}`;
+  const other = r.anonMb - (usage.heapTotal + usage.external) / MB;
+  return [
+    `node binary and libraries (file-backed) ${fmt(r.fileMb)} MB;`,
+    `V8 heap ${mb(usage.heapTotal)} MB held, ${mb(usage.heapUsed)} used, ${mb(r.afterGc.usage.heapUsed)} live after a forced full GC`,
+    `(used/held: ${space('old_space', 'old')}, ${space('new_space', 'new')}, ${space('code_space', 'code')}, ${space('large_object_space', 'large objects')};`,
+    `compiled code + bytecode ${mb(code.code_and_metadata_size + code.bytecode_and_metadata_size)});`,
+    `external ${mb(usage.external)} MB; other anonymous (malloc, stacks, pooled heap pages) ${fmt(other)} MB;`,
+    `RSS after the forced GC ${mb(r.afterGc.usage.rss)} MB`,
+  ].join(' ');
+}
+
+const rssLine = (r: Reading) => `${fmt(r.rssMb)} MB (+10 s ${fmt(r.laterMb[0]!)}, +30 s ${fmt(r.laterMb[1]!)}; peak ${fmt(r.peakMb)})`;
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+async function main(): Promise<void> {
+  const results: { phase: Phase; runs: Reading[]; typical: Reading; profile?: string }[] = [];
+  for (const [i, phase] of PHASES.entries()) {
+    if (ONLY.length && !ONLY.includes(i)) continue;
+    const runs: Reading[] = [];
+    for (let n = 1; n <= REPEAT; n++) {
+      console.error(`memory: ${phase.name} (run ${n} of ${REPEAT})`);
+      const reading = await runPhase(phase, i, false);
+      runs.push(reading);
+      console.log(`${phase.name}: RSS ${rssLine(reading)} — ${breakdown(reading)}${reading.note ? `. ${reading.note}` : ''}`);
+      if (reading.afterGc.snapshot) console.log(`  heap snapshot: ${reading.afterGc.snapshot}`);
+    }
+    const mid = median(runs.map((r) => r.rssMb));
+    const typical = runs.find((r) => r.rssMb === mid)!;
+    const head = PROFILE ? (await runPhase(phase, i, true)).afterGc.profile?.head : undefined;
+    const profile = head ? byPackage(head) : undefined;
+    if (profile) console.log(`  live heap by allocating package: ${profile}`);
+    results.push({ phase, runs, typical, ...(profile ? { profile } : {}) });
+  }
+  if (ONLY.length) return;
+  const spread = (runs: Reading[]) => runs.map((r) => fmt(r.rssMb)).join(', ');
+  await writeSection(
+    '05-memory',
+    'Memory of `serve`, each phase in a fresh process (issue 9)',
+    results.map(({ phase, runs, typical }) => ({
+      metric: `RSS, ${phase.name}; median of ${runs.length} (all: ${spread(runs)})`,
+      value: rssLine(typical),
+      target: `≤ ${TARGET_MB} MB`,
+      pass: typical.rssMb <= TARGET_MB,
+    })),
+    [
+      '`npm run bench -- memory` (bench/memory.ts): `node dist/src/cli.js serve` in HTTP mode with an #ops feed channel, Slack Web API a local stand-in, a fresh etcd 3.4 and a fresh ' +
+        `process for every run of every phase. RSS from /proc/<pid>/smaps_rollup ${SETTLE_MS / 1000} s after the phase's last reply (the figure judged), again 10 s and 30 s later; ` +
+        'peak = VmHWM over the process’s life, start-up included. The run shown is the median one.',
+      ...results.map(
+        ({ phase, typical, profile }) =>
+          `${phase.name}: ${breakdown(typical)}${typical.note ? `. ${typical.note}` : ''}${profile ? `. Live JS heap by the package that allocated it (sampled, separate run): ${profile}` : ''}.`,
+      ),
+    ],
+  );
+}
+
+await main();

@@ -1,0 +1,87 @@
+import { EtcdConfirmationStore } from './adapters/etcd/confirmations.js';
+import { withinDeadline } from './adapters/etcd/deadline.js';
+import { EtcdDeduper } from './adapters/etcd/dedupe.js';
+import { createSlackClient, feedClientSettings } from './adapters/slack/client.js';
+import { createSlackApp } from './adapters/slack/app.js';
+import { SlackFeedSink } from './adapters/slack/feed-sink.js';
+import { loadConfig, loadSecrets } from './config/load.js';
+import { SwitchyardError } from './core/errors.js';
+import { nullFeed } from './core/feed.js';
+import { createLogger } from './core/log.js';
+import { SHUTDOWN_IO_MS, shutDown, stopSignal } from './core/shutdown.js';
+import type { FeedService } from './feed/service.js';
+import { startFeedPoster } from './feed/start.js';
+import { startOrchestrator } from './orchestrator/orchestrator.js';
+import { buildRuntime } from './runtime.js';
+
+/** `switchyard serve`: the Slack bot, its #ops feed and (when configured) the orchestrator, until SIGINT/SIGTERM. */
+export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const config = await loadConfig(configPath, env);
+  const secrets = loadSecrets(env);
+  const log = createLogger({ ...(secrets.logLevel ? { level: secrets.logLevel } : {}) });
+  log.info({ config: configPath, socketMode: Boolean(secrets.slackAppToken) }, 'serve starting');
+  if (!secrets.slackBotToken) throw new SwitchyardError('E_CONFIG', 'serve needs SLACK_BOT_TOKEN in the environment');
+  // Socket Mode receives over the app's own WebSocket: nothing is signed, no secret is needed.
+  if (!secrets.slackAppToken && !secrets.slackSigningSecret) {
+    throw new SwitchyardError('E_CONFIG', 'serve needs SLACK_SIGNING_SECRET for the HTTP receiver, or SLACK_APP_TOKEN for Socket Mode');
+  }
+  const apiUrl = secrets.slackApiUrl;
+  const feedChannel = config.slack?.feedChannel;
+  const feed = feedChannel
+    ? new SlackFeedSink({ client: createSlackClient(secrets.slackBotToken, feedClientSettings(apiUrl), log), channel: feedChannel, log })
+    : undefined;
+  if (!feedChannel) log.warn('slack.feedChannel is not set: #ops feed events are not posted');
+  const runtime = await buildRuntime({ config, secrets, log, feed: feed ?? nullFeed, watchAcl: true, agent: true });
+  feed?.instrument(runtime.metrics);
+  const slack = createSlackApp({
+    dispatcher: runtime.router,
+    log,
+    botToken: secrets.slackBotToken,
+    ...(secrets.slackSigningSecret ? { signingSecret: secrets.slackSigningSecret } : {}),
+    ...(secrets.slackAppToken ? { appToken: secrets.slackAppToken } : {}),
+    ...(apiUrl ? { apiUrl } : {}),
+    host: secrets.host,
+    port: secrets.port,
+    metricsRegistry: runtime.metrics.registry,
+    confirmations: new EtcdConfirmationStore(runtime.registry),
+    // Shared by replicas and kept across restarts: a retry or replay runs nowhere twice.
+    deduper: new EtcdDeduper(runtime.registry),
+    health: async () => {
+      const h = await runtime.registry.health();
+      const down = h.endpoints.filter((e) => !e.ok).map((e) => `${e.endpoint}: ${e.error ?? 'down'}`);
+      return { ok: h.ok, details: { etcd: h.ok ? 'ok' : `unreachable: ${down.join('; ')}`, etcdEndpoints: h.endpoints } };
+    },
+  });
+  // Health and metrics answer from the first second, Slack reachable or not.
+  const { port } = await slack.listen();
+  log.info({ host: secrets.host, port, socketMode: Boolean(secrets.slackAppToken) }, 'switchyard serving');
+  // Death detection and reconcile run beside the bot whenever docker: is configured.
+  const orchestrator = runtime.orchestration ? startOrchestrator(runtime.orchestration) : undefined;
+  // One replica at a time posts registry changes (an etcd election), and only one that can
+  // reach Slack may hold that role; every replica serves commands once connected.
+  let poster: FeedService | undefined;
+  void slack.connect().then(
+    () => {
+      if (feed) poster = startFeedPoster({ registry: runtime.registry, pacer: feed.pacer, log, metrics: runtime.metrics });
+    },
+    // Only stop() ends the attempts; the shutdown below is already under way then.
+    (err: unknown) => log.debug({ err }, 'no longer connecting to Slack'),
+  );
+
+  await stopSignal(log);
+  // Requests first (nothing new starts), then the feed poster resigns so a standby takes
+  // over at once; closing the registry revokes this replica's locks and leases. Every etcd
+  // call from here on shares one deadline that ends before the grace period does.
+  await shutDown(
+    log,
+    [
+      ['orchestrator', orchestrator && (() => orchestrator.close())],
+      ['slack', () => slack.stop()],
+      ['feed poster', poster && (() => poster?.stop())],
+      ['feed', feed && (() => feed.stop())],
+      ['runtime', () => runtime.close()],
+    ],
+    { scope: (fn) => withinDeadline(SHUTDOWN_IO_MS, fn) },
+  );
+  return 0;
+}
