@@ -76,7 +76,13 @@ async function overSocket(): Promise<number[]> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => wss.once('listening', resolve));
   process.stdout.write(`${JSON.stringify({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/link` })}\n`);
-  const socket = await new Promise<WebSocket>((resolve) => wss.once('connection', resolve));
+  const socket = await new Promise<WebSocket>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('serve did not open the Socket Mode connection within 60 s')), 60_000);
+    wss.once('connection', (ws) => {
+      clearTimeout(timer);
+      resolve(ws);
+    });
+  });
   const waiting = new Map<string, { started: number; resolve: (ms: number) => void }>();
   socket.on('message', (data) => {
     const { envelope_id: id } = JSON.parse(String(data)) as { envelope_id?: string };
@@ -102,7 +108,9 @@ async function overSocket(): Promise<number[]> {
       });
     });
   } finally {
-    for (const c of wss.clients) c.terminate();
+    // A clean close, as Slack's own: a dropped socket would be logged by the bot as an error.
+    for (const c of wss.clients) c.close(1000);
+    await new Promise((r) => setTimeout(r, 200));
     wss.close();
   }
 }

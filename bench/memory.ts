@@ -12,9 +12,13 @@
  *       --profile (implied when every phase runs) adds a second pass per phase with V8's
  *       sampling heap profiler and reports the live heap by the package that allocated it
  *       (a separate pass: the profiler costs memory of its own);
+ *       --variant (implied when every phase runs) measures every phase again with
+ *       `node --optimize-for-size`, the candidate flag for the launcher;
  *       --repeat=N runs each phase N times (default 3 for the documented run, else 1);
  *       --snapshot writes a heap snapshot per run to the temp directory (path printed).
- * env:  MEMORY_NODE_ARGS="--max-semi-space-size=4" passes node flags to `serve`, to try heap settings.
+ * env:  MEMORY_NODE_ARGS="--max-semi-space-size=4" passes node flags to `serve`, to try heap settings;
+ *       MEMORY_PROFILE=all profiles every allocation, collected or not (what a phase churns through);
+ *       MEMORY_PROFILE_OUT=/tmp/p saves each raw profile as /tmp/p-<phase>.json (Chrome DevTools reads it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -43,6 +47,9 @@ const SNAPSHOT = args.includes('--snapshot');
 /** Runs per phase: RSS after a burst varies with when V8 happened to collect. */
 const REPEAT = Number(/^--repeat=(\d+)$/.exec(args.find((a) => a.startsWith('--repeat=')) ?? '')?.[1] ?? (ONLY.length ? 1 : 3));
 const NODE_ARGS = (process.env.MEMORY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/** A second set of runs with these flags (implied by the documented run, or --variant). */
+const VARIANT_ARGS = ['--optimize-for-size'];
+const VARIANT = args.includes('--variant') || ONLY.length === 0;
 
 /**
  * Preloaded with --import. The first SIGUSR2 writes the process's own view of its memory as
@@ -64,7 +71,8 @@ let session;
 if (env.SY_MEMPROBE_PROFILE) {
   session = new Session();
   session.connect();
-  session.post('HeapProfiler.startSampling', { samplingInterval: 8192 });
+  const all = env.SY_MEMPROBE_PROFILE === 'all';
+  session.post('HeapProfiler.startSampling', { samplingInterval: 8192, includeObjectsCollectedByMajorGC: all, includeObjectsCollectedByMinorGC: all });
 }
 const view = () => ({
   usage: process.memoryUsage(),
@@ -222,7 +230,7 @@ const PHASES: Phase[] = [
   },
 ];
 
-async function runPhase(phase: Phase, index: number, profile: boolean): Promise<Reading> {
+async function runPhase(phase: Phase, index: number, nodeArgs: readonly string[], profile: boolean): Promise<Reading> {
   const etcd = await startEtcd();
   const standIn = await startSlackStandIn();
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-bench-mem-'));
@@ -236,7 +244,7 @@ async function runPhase(phase: Phase, index: number, profile: boolean): Promise<
     const port = await freePort();
     const probeOut = join(dir, 'probe.json');
     const bin = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
-    child = spawn(process.execPath, [...NODE_ARGS, `--import=data:text/javascript,${encodeURIComponent(PROBE)}`, bin, 'serve', '--config', configPath], {
+    child = spawn(process.execPath, [...nodeArgs, `--import=data:text/javascript,${encodeURIComponent(PROBE)}`, bin, 'serve', '--config', configPath], {
       env: {
         ...process.env,
         HOST: '127.0.0.1',
@@ -246,7 +254,7 @@ async function runPhase(phase: Phase, index: number, profile: boolean): Promise<
         SLACK_API_URL: standIn.apiUrl,
         LOG_LEVEL: 'warn',
         SY_MEMPROBE_OUT: probeOut,
-        ...(profile ? { SY_MEMPROBE_PROFILE: '1' } : {}),
+        ...(profile ? { SY_MEMPROBE_PROFILE: process.env.MEMORY_PROFILE ?? 'live' } : {}),
         ...(SNAPSHOT && !profile ? { SY_MEMPROBE_SNAPSHOT: join(tmpdir(), `switchyard-memory-${index}.heapsnapshot`) } : {}),
       },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -335,44 +343,65 @@ function breakdown(r: Reading): string {
 const rssLine = (r: Reading) => `${fmt(r.rssMb)} MB (+10 s ${fmt(r.laterMb[0]!)}, +30 s ${fmt(r.laterMb[1]!)}; peak ${fmt(r.peakMb)})`;
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
-async function main(): Promise<void> {
-  const results: { phase: Phase; runs: Reading[]; typical: Reading; profile?: string }[] = [];
-  for (const [i, phase] of PHASES.entries()) {
-    if (ONLY.length && !ONLY.includes(i)) continue;
-    const runs: Reading[] = [];
-    for (let n = 1; n <= REPEAT; n++) {
-      console.error(`memory: ${phase.name} (run ${n} of ${REPEAT})`);
-      const reading = await runPhase(phase, i, false);
-      runs.push(reading);
-      console.log(`${phase.name}: RSS ${rssLine(reading)} — ${breakdown(reading)}${reading.note ? `. ${reading.note}` : ''}`);
-      if (reading.afterGc.snapshot) console.log(`  heap snapshot: ${reading.afterGc.snapshot}`);
-    }
-    const mid = median(runs.map((r) => r.rssMb));
-    const typical = runs.find((r) => r.rssMb === mid)!;
-    const head = PROFILE ? (await runPhase(phase, i, true)).afterGc.profile?.head : undefined;
-    const profile = head ? byPackage(head) : undefined;
-    if (profile) console.log(`  live heap by allocating package: ${profile}`);
-    results.push({ phase, runs, typical, ...(profile ? { profile } : {}) });
+interface PhaseResult {
+  phase: Phase;
+  runs: Reading[];
+  /** The median run. */
+  typical: Reading;
+  profile?: string;
+}
+
+async function measure(phase: Phase, index: number, nodeArgs: readonly string[], label: string): Promise<PhaseResult> {
+  const runs: Reading[] = [];
+  for (let n = 1; n <= REPEAT; n++) {
+    console.error(`memory: ${phase.name}${label} (run ${n} of ${REPEAT})`);
+    const reading = await runPhase(phase, index, nodeArgs, false);
+    runs.push(reading);
+    console.log(`${phase.name}${label}: RSS ${rssLine(reading)} — ${breakdown(reading)}${reading.note ? `. ${reading.note}` : ''}`);
+    if (reading.afterGc.snapshot) console.log(`  heap snapshot: ${reading.afterGc.snapshot}`);
   }
+  const mid = median(runs.map((r) => r.rssMb));
+  return { phase, runs, typical: runs.find((r) => r.rssMb === mid)! };
+}
+
+async function main(): Promise<void> {
+  const phases = [...PHASES.entries()].filter(([i]) => !ONLY.length || ONLY.includes(i));
+  const results: PhaseResult[] = [];
+  for (const [i, phase] of phases) {
+    const result = await measure(phase, i, NODE_ARGS, '');
+    if (PROFILE) {
+      const head = (await runPhase(phase, i, NODE_ARGS, true)).afterGc.profile?.head;
+      if (head && process.env.MEMORY_PROFILE_OUT) await writeFile(`${process.env.MEMORY_PROFILE_OUT}-${i}.json`, JSON.stringify({ head }));
+      if (head) result.profile = byPackage(head);
+      if (head) console.log(`  heap by the package that allocated it (${process.env.MEMORY_PROFILE === 'all' ? 'all allocations' : 'live'}): ${result.profile}`);
+    }
+    results.push(result);
+  }
+  // The same phases with V8 told to favour memory over speed: the candidate launcher flag.
+  const variant: PhaseResult[] = [];
+  if (VARIANT) for (const [i, phase] of phases) variant.push(await measure(phase, i, [...NODE_ARGS, ...VARIANT_ARGS], ` with ${VARIANT_ARGS.join(' ')}`));
   if (ONLY.length) return;
   const spread = (runs: Reading[]) => runs.map((r) => fmt(r.rssMb)).join(', ');
+  const row = (suffix: string) => ({ phase, runs, typical }: PhaseResult) => ({
+    metric: `RSS, ${phase.name}${suffix}; median of ${runs.length} (all: ${spread(runs)})`,
+    value: rssLine(typical),
+    target: `≤ ${TARGET_MB} MB`,
+    pass: typical.rssMb <= TARGET_MB,
+  });
   await writeSection(
     '05-memory',
     'Memory of `serve`, each phase in a fresh process (issue 9)',
-    results.map(({ phase, runs, typical }) => ({
-      metric: `RSS, ${phase.name}; median of ${runs.length} (all: ${spread(runs)})`,
-      value: rssLine(typical),
-      target: `≤ ${TARGET_MB} MB`,
-      pass: typical.rssMb <= TARGET_MB,
-    })),
+    [...results.map(row('')), ...variant.map(row(`, \`node ${VARIANT_ARGS.join(' ')}\``))],
     [
       '`npm run bench -- memory` (bench/memory.ts): `node dist/src/cli.js serve` in HTTP mode with an #ops feed channel, Slack Web API a local stand-in, a fresh etcd 3.4 and a fresh ' +
         `process for every run of every phase. RSS from /proc/<pid>/smaps_rollup ${SETTLE_MS / 1000} s after the phase's last reply (the figure judged), again 10 s and 30 s later; ` +
         'peak = VmHWM over the process’s life, start-up included. The run shown is the median one.',
+      `Rows marked \`node ${VARIANT_ARGS.join(' ')}\` start serve with that V8 flag (smaller young generation, slower heap growth: V8 collects sooner instead of holding garbage); the image and launcher do not pass it yet.`,
       ...results.map(
         ({ phase, typical, profile }) =>
           `${phase.name}: ${breakdown(typical)}${typical.note ? `. ${typical.note}` : ''}${profile ? `. Live JS heap by the package that allocated it (sampled, separate run): ${profile}` : ''}.`,
       ),
+      ...variant.map(({ phase, typical }) => `${phase.name}, \`node ${VARIANT_ARGS.join(' ')}\`: ${breakdown(typical)}.`),
     ],
   );
 }

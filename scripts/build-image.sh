@@ -149,17 +149,25 @@ fi
 # --- build context ---------------------------------------------------------------------
 APP="$WORK/context/app"
 mkdir -p "$APP/bin"
-log "compiling dist/"
-node "$ROOT/scripts/build-dist.mjs" --out-dir "$APP/dist" >&2
 cp "$ROOT/package.json" "$ROOT/package-lock.json" "$ROOT/switchyard.example.yaml" "$ROOT/acl.yaml" "$APP/"
 cp "$ROOT"/bin/*.js "$APP/bin/"
-log "installing production dependencies"
+log "compiling dist/ and installing the production dependencies"
+# Side by side: one waits on the disk and the network, the other on the CPU.
 (
   cd "$APP"
   # tsx only runs the TypeScript sources in a clone; the image runs dist/.
   npm pkg delete dependencies.tsx
-  npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >&2
-)
+  npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund
+) >"$WORK/npm.log" 2>&1 &
+NPM_PID=$!
+if ! node "$ROOT/scripts/build-dist.mjs" --out-dir "$APP/dist" >&2; then
+  wait "$NPM_PID" || true
+  die "compiling failed (tsc's errors are above)"
+fi
+if ! wait "$NPM_PID"; then
+  tail -n 20 "$WORK/npm.log" >&2
+  die "npm ci --omit=dev failed"
+fi
 cp "$ROOT/Dockerfile" "$ROOT/.dockerignore" "$WORK/context/"
 
 log "building $TAG"

@@ -24,7 +24,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const docker = orchestratorSettings({ docker: {}, registry: { prefix: '/services', switchyardPrefix: '/switchyard' } });
 const dockerDefault = (k: keyof OrchestratorSettings) => `\`${formatDuration(docker[k] as number)}\``;
 
-interface KeyDoc {
+export interface KeyDoc {
   text: string;
   /** Shown when the schema has no default of its own. */
   default?: string;
@@ -240,10 +240,10 @@ function rows(schema: z.ZodType, prefix: string, out: Row[]): Row[] {
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 /** The configuration reference: one table per top-level section. */
-export function configReference(): string {
-  const all = rows(configSchema, '', []);
-  const missing = all.filter((r) => !KEY_DOCS[r.key]).map((r) => r.key);
-  const orphaned = Object.keys(KEY_DOCS).filter((k) => !all.some((r) => r.key === k));
+export function configReference(schema: z.ZodType = configSchema, keyDocs: Record<string, KeyDoc> = KEY_DOCS): string {
+  const all = rows(schema, '', []);
+  const missing = all.filter((r) => !keyDocs[r.key]).map((r) => r.key);
+  const orphaned = Object.keys(keyDocs).filter((k) => !all.some((r) => r.key === k));
   if (missing.length || orphaned.length) {
     const lines = [
       ...missing.map((k) => `  ${k}: in the schema, not described in scripts/docs.ts KEY_DOCS`),
@@ -253,7 +253,7 @@ export function configReference(): string {
   }
   const sections: string[] = [];
   for (const top of all.filter((r) => !r.key.includes('.'))) {
-    const doc = KEY_DOCS[top.key]!;
+    const doc = keyDocs[top.key]!;
     const body = all.filter((r) => r.key.startsWith(`${top.key}.`));
     const head = `### \`${top.key}\`${top.required ? ' (required)' : ''}\n\n${doc.text}`;
     if (body.length === 0) {
@@ -264,7 +264,7 @@ export function configReference(): string {
       '| key | value | default | what it does |',
       '|---|---|---|---|',
       ...body.map((r) => {
-        const d = KEY_DOCS[r.key]!;
+        const d = keyDocs[r.key]!;
         const dflt = r.default ?? d.default ?? (r.required ? '**required**' : '—');
         return `| \`${r.key}\` | ${cell(r.type)} | ${cell(dflt)} | ${cell(d.text)} |`;
       }),
@@ -294,7 +294,7 @@ interface Block {
 }
 
 export const BLOCKS: readonly Block[] = [
-  { file: 'docs/configuration.md', name: 'config-reference', render: configReference },
+  { file: 'docs/configuration.md', name: 'config-reference', render: () => configReference() },
   { file: 'docs/commands.md', name: 'command-list', render: commandReference },
 ];
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages switchyard's tests and demo run for real. As root it installs
+# Installs the Debian packages switchyard's tests and demo run for real (debootstrap: the
+# base of the production image, see scripts/build-image.sh). As root it installs
 # them; otherwise it prints the one command to run and fails.
 set -euo pipefail
-PACKAGES=(etcd-server etcd-client haproxy docker.io busybox-static)
-BINARIES=(etcd etcdctl haproxy dockerd busybox)
+PACKAGES=(etcd-server etcd-client haproxy docker.io busybox-static debootstrap)
+BINARIES=(etcd etcdctl haproxy dockerd busybox debootstrap)
 
 missing=()
 for i in "${!BINARIES[@]}"; do

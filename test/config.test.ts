@@ -61,7 +61,7 @@ describe('loadConfig', () => {
 
   it('needs only etcd and fills in defaults', async () => {
     const config = await loadConfig(await configFile('minimal.yaml', 'etcd: {}\n'), {});
-    expect(config.etcd).toMatchObject({ endpoints: ['http://127.0.0.1:2379'], dialTimeout: 2000 });
+    expect(config.etcd).toMatchObject({ endpoints: ['http://127.0.0.1:2379'], commandTimeout: 3000 });
     expect(config.acl.path).toBe(join(dir, 'acl.yaml'));
     expect(config.services).toEqual({});
     expect(config.slack).toBeUndefined();

@@ -1,13 +1,14 @@
 import { rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Etcd3, EtcdPermissionDeniedError, GRPCUnavailableError } from 'etcd3';
+import { Etcd3, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdClient, resolveEtcdSettings } from '../src/adapters/etcd/client.js';
-import { attemptDeadline, EtcdDeadlineError, type CallBudget } from '../src/adapters/etcd/deadline.js';
+import { attemptDeadline, currentCallBudget, EtcdDeadlineError, type CallBudget } from '../src/adapters/etcd/deadline.js';
 import { describeEtcdError } from '../src/adapters/etcd/errors.js';
 import { notingHost, withinBudget } from '../src/adapters/etcd/policies.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../src/adapters/etcd/registry.js';
+import { configSchema } from '../src/config/schema.js';
 import { isSwitchyardError, type ErrorCode } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
 import type { RegistryEvent, WatchHandle, WatchHandlers } from '../src/core/registry.js';
@@ -470,6 +471,19 @@ describe('one deadline per etcd operation (fault-handling policy)', () => {
     expect(calls).toBe(1);
   });
 
+  it('does not retry a deadline a caller set for itself (a call option shorter than the budget)', async () => {
+    let calls = 0;
+    const policy = withinBudget({ timeoutMs: 5000, endpoints: 1 });
+    const own = new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded');
+    const err = await run(policy, async () => {
+      calls++;
+      attemptDeadline(currentCallBudget()!); // what etcd3 asks of the call options
+      throw own;
+    }).catch((e: unknown) => e);
+    expect(err).toBe(own);
+    expect(calls).toBe(1);
+  });
+
   it('gives up at the deadline with the endpoints tried and the last real error', async () => {
     const policy = withinBudget({ timeoutMs: 300, endpoints: 2 });
     const hosts = [notingHost('http://a:2379'), notingHost('http://b:2379')];
@@ -665,7 +679,7 @@ describe('EtcdRegistry against an endpoint that accepts but never answers', () =
       t0 = Date.now();
       const err = await expectCode(reg.list(), 'E_UNAVAILABLE');
       expect(Date.now() - t0).toBeLessThan(2500);
-      expect(err.message).toBe(`etcd did not answer within 500ms while listing instances (tried ${endpoint}; last error: no answer before the deadline)`);
+      expect(err.message).toBe(`etcd did not answer within 500ms while listing instances (tried ${endpoint})`);
     } finally {
       await reg.close();
     }
@@ -698,5 +712,13 @@ describe('resolveEtcdSettings', () => {
     expect(s.auth).toEqual({ username: 'bot', password: 'pw' });
     expect(s.commandTimeoutMs).toBe(3000);
     expect(resolveEtcdSettings({ ...base, commandTimeout: 750 }).commandTimeoutMs).toBe(750);
+  });
+  it('reads etcd.commandTimeout as a duration within 100ms-60s', () => {
+    const etcd = (commandTimeout?: unknown) => configSchema.safeParse({ etcd: commandTimeout === undefined ? {} : { commandTimeout } });
+    expect(etcd().data?.etcd.commandTimeout).toBe(3000);
+    expect(etcd('500ms').data?.etcd.commandTimeout).toBe(500);
+    expect(etcd('3').error?.issues[0]?.message).toBe('"3" is not a duration (write 500ms, 30s, 2m)');
+    expect(etcd('50ms').error?.issues[0]?.message).toBe('must be between 100ms and 60s');
+    expect(etcd('2m').error?.issues[0]?.path).toEqual(['etcd', 'commandTimeout']);
   });
 });

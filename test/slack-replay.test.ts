@@ -6,7 +6,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONFIRM_ACTION } from '../src/adapters/slack/confirm.js';
-import { SEEN_TTL_SEC } from '../src/adapters/etcd/dedupe.js';
+import { EtcdDeduper, SEEN_TTL_SEC } from '../src/adapters/etcd/dedupe.js';
 import { SIGNING_SECRET, startReplica, until, type Replica } from './helpers/feed.js';
 import { newTs, postAction, postEvent, postSlashCommand, resend, type SlackCall, type SlackStandIn, startSlackStandIn } from './helpers/slack.js';
 import { makeWorkspace, ONCALL, OPS_CHANNEL, type Workspace } from './helpers/workspace.js';
@@ -116,6 +116,38 @@ describe('exactly once per Slack request across replicas and restarts (real etcd
     expect(audits(first.eventId)).toHaveLength(1);
     expect((await ws.etcd.get(`${ws.prefixes.services}/api/api-1`).exec()).kvs[0]!.version).toBe('1');
     expect(standIn.api('chat.postMessage').filter((c) => String(c.body.text).includes('registered api/api-1'))).toHaveLength(1);
+  });
+
+  it('the etcd seen-set says "new" exactly once per key, for claims racing in one batch and across replicas', async () => {
+    const onA = new EtcdDeduper(a.runtime.registry);
+    const onB = new EtcdDeduper(b.runtime.registry);
+    const rec = (requestId: string) => ({ requestId, at: new Date().toISOString() });
+    // 40 requests, each delivered three times at once: twice to A (same batch), once to B.
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => {
+        const keys = [`trigger/race-${i}`, `sig/${String(i).padStart(64, '0')}`];
+        return Promise.all([onA.claim(keys, rec(`race-${i}`)), onA.claim(keys, rec(`race-${i}`)), onB.claim(keys, rec(`race-${i}`))]);
+      }),
+    );
+    for (const [i, deliveries] of results.entries()) {
+      expect(deliveries.filter((r) => !r.duplicate)).toHaveLength(1);
+      for (const r of deliveries) if (r.duplicate) expect(r.original).toEqual({ requestId: `race-${i}`, at: expect.any(String) });
+    }
+    // Either identity alone is enough: a new trigger_id with a seen signature is a duplicate.
+    expect(await onB.claim(['trigger/race-new', `sig/${'0'.repeat(63)}7`], rec('x'))).toMatchObject({ duplicate: true, key: `sig/${'0'.repeat(63)}7` });
+  });
+
+  it('refuses to run a request when etcd cannot say whether it is new', async () => {
+    const dead = await startReplica({ configPath: ws.configPath, standIn, feed: false, slack: true, log, endpoints: ['http://127.0.0.1:1'] });
+    try {
+      const res = await postSlashCommand(dead.events, SIGNING_SECRET, { text: 'register web web-dead 10.0.0.9:80', user_id: ONCALL, channel_id: OPS_CHANNEL, response_url: standIn.responseUrl('dead'), trigger_id: '77.77.dead' });
+      expect(res.status).toBe(200);
+      expect(res.json).toMatchObject({ response_type: 'ephemeral', text: expect.stringContaining('did not run it; nothing was changed') });
+      expect(lines.some((l) => l.msg === 'could not check whether a Slack request already ran; it was not executed' && l.requestId === '77.77.dead')).toBe(true);
+      expect(audits('77.77.dead')).toHaveLength(0);
+    } finally {
+      await dead.stop();
+    }
   });
 
   it('runs a replayed Confirm press once, whichever replica the copies reach', async () => {

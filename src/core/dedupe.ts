@@ -19,8 +19,9 @@ export type ClaimResult =
 export interface RequestDeduper {
   /**
    * Claim every key of one request (`event/<id>`, `trigger/<id>`, `sig/<hex>`) in one step:
-   * either all were free and are now taken by `record`, or none is written and the answer
-   * names one that was taken. Two concurrent deliveries can therefore not both see "new".
+   * the request is new exactly when none of its keys was claimed before, and of two
+   * deliveries sharing a key — concurrent, on any replica — exactly one is told "new". A
+   * duplicate's answer names one key found taken and, when readable, the first record.
    */
   claim(keys: readonly string[], record: SeenRecord): Promise<ClaimResult>;
 }

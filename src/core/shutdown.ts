@@ -13,7 +13,7 @@ export type StopSignal = 'SIGINT' | 'SIGTERM';
  * before the safety net (see shutDown) so that a store that does not answer costs a
  * warning, not a forced exit.
  */
-export const SHUTDOWN_IO_MS = 3500;
+export const SHUTDOWN_IO_MS = 3000;
 
 /** The conventional status of a process ended by `signal` (130, 143). */
 export function signalExitCode(signal: StopSignal): number {
@@ -74,7 +74,7 @@ export interface ShutdownOptions {
   /**
    * Once every step is done the process should end by itself; if it has not after this
    * long (work abandoned mid-way, such as a command still waiting on Docker, holds it
-   * open), it is ended with the status the command returned. Default 1000 ms, never past
+   * open), it is ended with the status the command returned. Default 500 ms, never past
    * the grace period.
    */
   lingerMs?: number;
@@ -127,7 +127,7 @@ export async function shutDown(log: Logger, steps: readonly ShutdownStep[], opts
         log.debug({ resources: resources() }, 'shut down; ending the process, which something still holds open');
         exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
       },
-      Math.max(0, Math.min(opts.lingerMs ?? 1000, deadline - Date.now())),
+      Math.max(0, Math.min(opts.lingerMs ?? 500, deadline - Date.now())),
     );
     linger.unref();
   }

@@ -29,6 +29,8 @@ export interface CallBudget extends Budget {
   attempts: number;
   /** How many endpoints the client has: each untried one gets a fair share of what is left. */
   readonly endpoints: number;
+  /** The gRPC deadline handed to the attempt in flight (see attemptDeadline). */
+  attemptEnds?: number;
 }
 
 const scopes = new AsyncLocalStorage<Budget>();
@@ -41,8 +43,9 @@ export function currentBudget(): Budget | undefined {
 
 /** A budget of `timeoutMs` from now, never past an enclosing operation's deadline. */
 export function newBudget(timeoutMs: number, outer = currentBudget()): Budget {
-  const deadline = Math.min(Date.now() + timeoutMs, outer?.deadline ?? Number.POSITIVE_INFINITY);
-  return { deadline, timeoutMs: outer && outer.deadline <= Date.now() + timeoutMs ? outer.timeoutMs : timeoutMs, tried: outer?.tried ?? [], ended: false };
+  const own = Date.now() + timeoutMs;
+  if (outer && outer.deadline <= own) return { deadline: outer.deadline, timeoutMs: outer.timeoutMs, tried: outer.tried, ended: false };
+  return { deadline: own, timeoutMs, tried: outer?.tried ?? [], ended: false };
 }
 
 /** Run `fn` with `budget` as the current one; the budget ends when `fn` settles. */
@@ -78,7 +81,8 @@ export function currentCallBudget(): CallBudget | undefined {
 export function attemptDeadline(b: CallBudget, now = Date.now()): number {
   const left = Math.max(0, b.deadline - now);
   const untried = b.endpoints - (b.attempts - 1);
-  return untried > 1 ? now + Math.ceil(left / untried) : b.deadline;
+  b.attemptEnds = untried > 1 ? now + Math.ceil(left / untried) : b.deadline;
+  return b.attemptEnds;
 }
 
 /**

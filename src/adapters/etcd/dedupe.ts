@@ -2,8 +2,7 @@
  * The seen-set of Slack requests in etcd, so every replica — a second one, or this one
  * restarted — refuses a request another has executed. One key per identity of a request
  * (`<switchyard>/dedupe/event/<event_id>`, `…/trigger/<trigger_id>`, `…/sig/<sha256>`),
- * created in one create-if-absent transaction on a lease that outlives every way the same
- * request can come back.
+ * on a lease that outlives every way the same request can come back.
  */
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { z } from 'zod';
@@ -24,8 +23,8 @@ export interface EtcdDeduperOptions {
   /** Default SEEN_TTL_SEC. */
   ttlSec?: number;
   /**
-   * Keys written within this long share one lease (granted with ttl + this), so a request
-   * costs one transaction, not a lease grant as well. Default 60 s.
+   * Keys written within this long share one lease (granted with ttl + this), so a claim
+   * costs no lease grant of its own. Default 60 s.
    */
   leaseShareSec?: number;
   /**
@@ -44,12 +43,32 @@ interface SharedLease {
   until: number;
 }
 
+interface Waiting {
+  keys: string[];
+  record: SeenRecord;
+  settle: (r: ClaimResult | Error) => void;
+}
+
+/** Claims per transaction; a burst larger than this takes several, one after another. */
+const MAX_BATCH = 128;
+
+/**
+ * Claims go to etcd in batches, one transaction in flight at a time, and everything that
+ * arrives meanwhile rides in the next (group commit): a burst of 50 slash commands costs two
+ * or three transactions before their acks instead of 50. A batch is one create-if-absent
+ * transaction over all its keys; when some key exists, the same transaction reads them all
+ * back, the requests owning an existing key are duplicates, and the others try again among
+ * themselves. Each round settles at least one request, and etcd serialises the rounds of
+ * every replica, so of two deliveries sharing a key exactly one is told "new".
+ */
 export class EtcdDeduper implements RequestDeduper {
   private readonly ttlSec: number;
   private readonly shareSec: number;
   private readonly timeoutMs: number;
   private readonly now: () => number;
   private lease: Promise<SharedLease> | undefined;
+  private queue: Waiting[] = [];
+  private flushing = false;
 
   constructor(
     private readonly registry: EtcdRegistry,
@@ -61,35 +80,116 @@ export class EtcdDeduper implements RequestDeduper {
     this.now = opts.now ?? Date.now;
   }
 
-  async claim(keys: readonly string[], record: SeenRecord): Promise<ClaimResult> {
-    if (keys.length === 0) return { duplicate: false };
-    const deadline = this.now() + this.timeoutMs;
+  claim(keys: readonly string[], record: SeenRecord): Promise<ClaimResult> {
+    if (keys.length === 0) return Promise.resolve({ duplicate: false });
+    // Checked here, so one bad key fails its own request and not the batch it would join.
     const fullKeys = keys.map((k) => this.registry.layout.dedupeKey(k));
-    return this.call('checking whether a Slack request already ran', deadline, async () => {
-      // A lease revoked or expired under us (etcd restored from a snapshot, a clock jump):
-      // take a fresh one and try once more.
-      for (let attempt = 0; ; attempt++) {
+    return new Promise<ClaimResult>((resolve, reject) => {
+      // Past the budget the request is refused (not run); a batch that commits later anyway
+      // leaves its keys claimed, which errs on the side of "at most once".
+      const timer = setTimeout(() => {
+        waiting.settle(
+          toRegistryError(
+            new SwitchyardError('E_TIMEOUT', `etcd (${this.registry.endpoints.join(', ')}) did not answer within ${this.timeoutMs} ms`),
+            this.registry.endpoints,
+            'checking whether a Slack request already ran',
+          ),
+        );
+      }, this.timeoutMs);
+      let settled = false;
+      const waiting: Waiting = {
+        keys: fullKeys,
+        record,
+        settle: (r) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          if (r instanceof Error) reject(r);
+          else resolve(r.duplicate ? { ...r, key: keys[fullKeys.indexOf(r.key)] ?? r.key } : r);
+        },
+      };
+      this.queue.push(waiting);
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.flushing || this.queue.length === 0) return;
+    this.flushing = true;
+    const batch = this.queue.splice(0, MAX_BATCH);
+    void this.flush(batch).finally(() => {
+      this.flushing = false;
+      this.kick();
+    });
+  }
+
+  private async flush(batch: Waiting[]): Promise<void> {
+    // The same key twice in one transaction is refused by etcd; the later request is a
+    // duplicate of the earlier one anyway.
+    const firstClaim = new Map<string, Waiting>();
+    const toWrite: Waiting[] = [];
+    for (const w of batch) {
+      const clash = w.keys.find((k) => firstClaim.has(k));
+      if (clash) {
+        w.settle({ duplicate: true, key: clash, original: firstClaim.get(clash)!.record });
+        continue;
+      }
+      for (const k of w.keys) firstClaim.set(k, w);
+      toWrite.push(w);
+    }
+    if (toWrite.length === 0) return;
+    const deadline = this.now() + this.timeoutMs;
+    let pending = toWrite;
+    try {
+      for (let leaseRetry = false; pending.length > 0; ) {
         const lease = await this.currentLease(deadline);
+        const keys = pending.flatMap((w) => w.keys);
+        let res: Awaited<ReturnType<EtcdRegistry['client']['kv']['txn']>>;
         try {
-          const res = await this.registry.client.kv.txn(
+          res = await this.registry.client.kv.txn(
             {
-              compare: fullKeys.map((k) => unchanged(k, undefined)),
-              success: fullKeys.map((k) => putOp(k, JSON.stringify(record), lease.id)),
-              failure: fullKeys.map((k) => rangeOp(k)),
+              compare: keys.map((k) => unchanged(k, undefined)),
+              success: pending.flatMap((w) => w.keys.map((k) => putOp(k, JSON.stringify(w.record), lease.id))),
+              failure: keys.map((k) => rangeOp(k)),
             },
             { deadline },
           );
-          if (res.succeeded) return { duplicate: false };
-          const index = res.responses.findIndex((r) => (r.response_range?.kvs.length ?? 0) > 0);
-          const kv = res.responses[index]?.response_range?.kvs[0];
-          const original = kv ? decode(kv.value.toString()) : undefined;
-          return { duplicate: true, key: keys[Math.max(index, 0)]!, ...(original ? { original } : {}) };
         } catch (err) {
-          if (!(err instanceof EtcdLeaseInvalidError) || attempt > 0) throw err;
+          // A lease revoked or expired under us (etcd restored from a snapshot, a clock
+          // jump): take a fresh one and try once more.
+          if (!(err instanceof EtcdLeaseInvalidError) || leaseRetry) throw err;
+          leaseRetry = true;
           this.lease = undefined;
+          continue;
         }
+        if (res.succeeded) {
+          for (const w of pending) w.settle({ duplicate: false });
+          return;
+        }
+        const existing = new Map<string, Buffer>();
+        res.responses.forEach((r, i) => {
+          const kv = r.response_range?.kvs[0];
+          if (kv) existing.set(keys[i]!, kv.value);
+        });
+        const next: Waiting[] = [];
+        for (const w of pending) {
+          const hit = w.keys.find((k) => existing.has(k));
+          if (!hit) {
+            next.push(w);
+            continue;
+          }
+          const original = decode(existing.get(hit)!.toString());
+          w.settle({ duplicate: true, key: hit, ...(original ? { original } : {}) });
+        }
+        // Cannot happen (the failed comparison and the reads are one transaction), but a loop
+        // that settles nothing must not spin.
+        if (next.length === pending.length) throw new SwitchyardError('E_REGISTRY', 'the seen-set transaction failed without an existing key');
+        pending = next;
       }
-    });
+    } catch (err) {
+      const error = toRegistryError(err, this.registry.endpoints, 'checking whether a Slack request already ran');
+      for (const w of pending) w.settle(error);
+    }
   }
 
   private currentLease(deadline: number): Promise<SharedLease> {
@@ -111,25 +211,6 @@ export class EtcdDeduper implements RequestDeduper {
       if (this.lease === granted) this.lease = undefined;
     });
     return granted;
-  }
-
-  private async call<T>(action: string, deadline: number, fn: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    // The gRPC deadline ends a call, but not what runs before it (connecting, auth token
-    // exchange): the timer bounds the whole claim.
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new SwitchyardError('E_TIMEOUT', `etcd (${this.registry.endpoints.join(', ')}) did not answer within ${this.timeoutMs} ms while ${action}`)),
-        Math.max(0, deadline - this.now()),
-      );
-    });
-    try {
-      return await Promise.race([fn(), timeout]);
-    } catch (err) {
-      throw toRegistryError(err, this.registry.endpoints, action);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 

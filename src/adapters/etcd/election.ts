@@ -91,7 +91,8 @@ export class EtcdPosterElection implements PosterElection {
       // Revoking the lease deletes our key: the next candidate is elected at once.
       await candidacy.resign();
     } catch (err) {
-      this.log.warn({ err }, 'could not resign as feed poster; the role passes on when the lease expires');
+      const error = toRegistryError(err, this.o.endpoints, 'resigning as feed poster');
+      this.log.warn({ err: error }, 'could not resign as feed poster; the role passes on when the lease expires');
     }
   }
 
@@ -160,14 +161,26 @@ class Candidacy {
   /** Resolves with our key once every older candidate's key is gone. */
   async elected(): Promise<string> {
     const id = await this.lease.grant();
+    if (this.resigned) throw new Resigned();
     const key = `${this.dir}${id}`;
-    const res = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(this.value).lease(id)).else(this.client.get(key)).commit();
+    const res = await this.client
+      .if(key, 'Create', '==', 0)
+      .then(this.client.put(key).value(this.value).lease(id))
+      .else(this.client.get(key))
+      .commit();
     // Our key exists already when a retried put had landed the first time.
     const created = res.succeeded ? res.header.revision : res.responses[0]?.response_range?.kvs[0]?.create_revision;
     if (created === undefined) throw new Error(`the candidate key ${key} vanished as it was written`);
     for (;;) {
       if (this.resigned) throw new Resigned();
-      const older = await this.client.getAll().prefix(this.dir).maxCreateRevision((BigInt(created) - 1n).toString()).sort('Create', 'Descend').limit(1).exec();
+      // The candidate just before us: when its key goes, we may be next (or it was the leader).
+      const older = await this.client
+        .getAll()
+        .prefix(this.dir)
+        .maxCreateRevision((BigInt(created) - 1n).toString())
+        .sort('Create', 'Descend')
+        .limit(1)
+        .exec();
       const next = older.kvs[0];
       if (!next) break;
       await this.waitForDelete(next.key, (BigInt(older.header.revision) + 1n).toString());

@@ -23,7 +23,10 @@ const SOCKET_ERRORS = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNR
 /** A short, stack-free description of an etcd3 error, for messages and health output. */
 export function describeEtcdError(raw: unknown): string {
   const err = typed(raw);
-  if (err instanceof EtcdDeadlineError) return `no answer within ${formatDuration(err.timeoutMs)}${err.last === undefined ? '' : ` (${describeEtcdError(err.last)})`}`;
+  if (err instanceof EtcdDeadlineError) {
+    const last = err.last === undefined || err.last instanceof GRPCDeadlineExceededError ? '' : ` (${describeEtcdError(err.last)})`;
+    return `no answer within ${formatDuration(err.timeoutMs)}${last}`;
+  }
   if (err instanceof EtcdWatchStreamEnded) return 'the watch stream ended';
   if (err instanceof GRPCDeadlineExceededError) return 'no answer before the deadline';
   if (err instanceof ClientClosedError) return 'client closed';
@@ -62,7 +65,8 @@ export function toRegistryError(raw: unknown, endpoints: readonly string[], acti
   if (err instanceof EtcdDeadlineError) {
     // Each endpoint once, in the order tried; the configured list if no attempt got that far.
     const tried = err.tried.length > 0 ? [...new Set(err.tried)] : endpoints;
-    const last = err.last === undefined ? '' : `; last error: ${describeEtcdError(err.last)}`;
+    // Only deadlines ran out: "did not answer" has said it all.
+    const last = err.last === undefined || err.last instanceof GRPCDeadlineExceededError ? '' : `; last error: ${describeEtcdError(err.last)}`;
     return new SwitchyardError(
       'E_UNAVAILABLE',
       `etcd did not answer within ${formatDuration(err.timeoutMs)} while ${action} (tried ${tried.join(', ')}${last})`,

@@ -67,6 +67,8 @@ export function withinBudget(o: BudgetPolicyOptions): EtcdPolicy {
           return await fn(ctx);
         } catch (err) {
           if (!isTransient(err) || budget.attempts >= (o.attempts ?? Number.POSITIVE_INFINITY)) throw err;
+          // A deadline that ran out well before ours was the caller's own (a call option): final.
+          if (err instanceof GRPCDeadlineExceededError && Date.now() < (budget.attemptEnds ?? 0) - 20) throw err;
           // "Deadline exceeded" says less than the failure before it (no leader, refused).
           if (last === undefined || !(err instanceof GRPCDeadlineExceededError)) last = err;
           const left = budget.deadline - Date.now();

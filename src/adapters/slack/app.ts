@@ -104,8 +104,8 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
   const clientOptions = () =>
     slackClientOptions({ ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), ...(opts.retryConfig ? { retryConfig: opts.retryConfig } : {}) }, opts.log.child({ component: 'slack-web-api' }));
   // Start-up asks once per attempt and does its own backoff, so a down Slack is reported
-  // within seconds instead of after the client's minutes of silent retries.
-  // Its failures are reported once, by connect(): the client's own warning is held back.
+  // within seconds instead of after the client's minutes of silent retries; connect() reports
+  // each failure once, so the client's own warning is held back.
   const probe = createSlackClient(opts.botToken, { ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), retryConfig: { retries: 0 } }, opts.log.child({}, { level: 'error' }));
 
   const routes = opsRoutes({
@@ -146,7 +146,7 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
             ...(opts.socketPingTimeoutMs !== undefined ? { clientPingTimeout: opts.socketPingTimeoutMs } : {}),
             // The socket client keeps its own retry policy for apps.connections.open (it
             // retries for as long as it takes); only the base URL and timeout are ours.
-            installerOptions: { clientOptions: { ...(opts.apiUrl ? { slackApiUrl: clientOptions().slackApiUrl } : {}), timeout: 15_000 } },
+            installerOptions: { clientOptions: { slackApiUrl: apiUrl.endsWith('/') ? apiUrl : `${apiUrl}/`, timeout: 15_000 } },
             customPropertiesExtractor: (args: { envelope_id?: unknown }) => ({ envelopeId: args.envelope_id }),
           }),
         }
