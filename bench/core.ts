@@ -11,8 +11,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { EtcdDeduper } from '../src/adapters/etcd/dedupe.js';
+import { createSlackApp } from '../src/adapters/slack/app.js';
+import { MemoryDeduper } from '../src/adapters/slack/dedupe.js';
 import { loadConfig } from '../src/config/load.js';
-import { buildRuntime } from '../src/runtime.js';
+import { buildRuntime } from '../src/app/runtime.js';
 import { startEtcd } from '../test/helpers/etcd-server.js';
 import { freePort } from '../test/helpers/net.js';
 import { startSlackStandIn, type SlackStandIn } from '../test/helpers/slack.js';
@@ -86,6 +89,39 @@ async function ackOverSocket(configPath: string, standIn: SlackStandIn): Promise
   }
 }
 
+/**
+ * The same HTTP ack load against the Slack app in this process, once with the etcd seen-set
+ * and once with an in-memory one, interleaved: on a shared machine the absolute figures move
+ * with the load, the difference between the two is the cost of asking etcd before the ack.
+ */
+async function ackSeenSetAB(configPath: string, standIn: SlackStandIn): Promise<{ etcd: number[]; memory: number[] }> {
+  const out = { etcd: [] as number[], memory: [] as number[] };
+  for (const kind of ['memory', 'etcd', 'memory', 'etcd'] as const) {
+    const log = pino({ level: 'silent' }, { write: () => {} });
+    const runtime = await buildRuntime({ config: await loadConfig(configPath, {}), secrets: {}, log, feed: { publish: () => {} } });
+    const slack = createSlackApp({
+      dispatcher: runtime.router,
+      log,
+      botToken: 'xoxb-bench',
+      signingSecret: SECRET,
+      apiUrl: standIn.apiUrl,
+      port: 0,
+      host: '127.0.0.1',
+      metricsRegistry: runtime.metrics.registry,
+      health: async () => ({ ok: true }),
+      deduper: kind === 'etcd' ? new EtcdDeduper(runtime.registry) : new MemoryDeduper(),
+    });
+    try {
+      const { port } = await slack.start();
+      out[kind].push(...(await runLoad(['http', `http://127.0.0.1:${port}/slack/events`, SECRET, standIn.responseUrl(''), `register ab-${kind} x-{i} 10.8.0.3:80`, '5', CONCURRENCY])));
+    } finally {
+      await slack.stop();
+      await runtime.close();
+    }
+  }
+  return out;
+}
+
 /** Spawn → first /healthz answer, while nothing listens at SLACK_API_URL. */
 async function healthWithoutSlack(configPath: string): Promise<number[]> {
   const samples: number[] = [];
@@ -140,6 +176,9 @@ async function main() {
     //    each also a real etcd write once acked.
     const http = summarize(await ackOverHttp(configPath, standIn));
     const socket = summarize(await ackOverSocket(configPath, standIn));
+    const ab = await ackSeenSetAB(configPath, standIn);
+    const abEtcd = summarize(ab.etcd);
+    const abMemory = summarize(ab.memory);
     // 3. Start-up without Slack.
     const health = summarize(await healthWithoutSlack(configPath));
 
@@ -152,6 +191,8 @@ async function main() {
         { metric: 'Slack ack over HTTP p99', value: `${fmt(http.p99)} ms (max ${fmt(http.max)})`, target: '≤ 50 ms', pass: http.p99 <= 50 },
         { metric: `Slack ack over Socket Mode, bursts of 50 concurrent slash_commands envelopes, same path (n=${socket.n}) p50`, value: `${fmt(socket.p50)} ms`, target: '—', pass: undefined },
         { metric: 'Slack ack over Socket Mode p99', value: `${fmt(socket.p99)} ms (max ${fmt(socket.max)})`, target: '≤ 50 ms', pass: socket.p99 <= 50 },
+        { metric: `Same HTTP load against the Slack app in-process, interleaved A/B (n=${abEtcd.n} each): etcd seen-set p50 / p99`, value: `${fmt(abEtcd.p50)} / ${fmt(abEtcd.p99)} ms`, target: '—', pass: undefined },
+        { metric: '… in-memory seen-set (no etcd before the ack) p50 / p99', value: `${fmt(abMemory.p50)} / ${fmt(abMemory.p99)} ms`, target: '—', pass: undefined },
         { metric: `\`serve\` spawned → /healthz answers 503 while Slack is unreachable (n=${health.n}) p50 / max`, value: `${fmt(health.p50, 0)} / ${fmt(health.max, 0)} ms`, target: '≤ 2000 ms', pass: health.max <= 2000 },
       ],
       [
@@ -162,7 +203,7 @@ async function main() {
       ],
     );
     console.log(
-      `router ${fmt(perSec, 0)}/s; ack HTTP p50 ${fmt(http.p50)} p99 ${fmt(http.p99)} ms; ack Socket Mode p50 ${fmt(socket.p50)} p99 ${fmt(socket.p99)} ms; /healthz without Slack p50 ${fmt(health.p50, 0)} max ${fmt(health.max, 0)} ms`,
+      `router ${fmt(perSec, 0)}/s; ack HTTP p50 ${fmt(http.p50)} p99 ${fmt(http.p99)} ms; ack Socket Mode p50 ${fmt(socket.p50)} p99 ${fmt(socket.p99)} ms; A/B p99 etcd ${fmt(abEtcd.p99)} memory ${fmt(abMemory.p99)} ms; /healthz without Slack p50 ${fmt(health.p50, 0)} max ${fmt(health.max, 0)} ms`,
     );
   } finally {
     await standIn.close();

@@ -18,7 +18,7 @@ import type { ApplyResult } from '../src/adapters/haproxy/apply.js';
 import { DEFAULT_TEMPLATE_PATH, loadTemplate } from '../src/adapters/haproxy/template.js';
 import { renderCandidate } from '../src/agent/candidate.js';
 import type { HaproxyAgent } from '../src/agent/agent.js';
-import { createHaproxyAgent } from '../src/agent/create.js';
+import { createHaproxyAgent } from '../src/app/agent.js';
 import { configSchema, type Config } from '../src/config/schema.js';
 import type { Instance, Listing } from '../src/core/registry.js';
 import { startEtcd } from '../test/helpers/etcd-server.js';

@@ -18,7 +18,7 @@ import pino from 'pino';
 import { loadConfig } from '../src/config/load.js';
 import { nullFeed } from '../src/core/feed.js';
 import type { Reply } from '../src/core/reply.js';
-import { buildRuntime, type Runtime } from '../src/runtime.js';
+import { buildRuntime, type Runtime } from '../src/app/runtime.js';
 import { startEtcdCluster, type EtcdCluster } from '../test/helpers/etcd-server.js';
 import { fmt, summarize, writeSection } from './lib.js';
 

@@ -17,7 +17,7 @@ import { createDockerEngine, dockerodeOptions, LABEL_OWNER } from '../src/adapte
 import { createEtcdRegistry } from '../src/adapters/etcd/registry.js';
 import { configSchema } from '../src/config/schema.js';
 import type { OrchestratorDeps } from '../src/orchestrator/deps.js';
-import { HaproxySessionCounter } from '../src/orchestrator/haproxy-sessions.js';
+import { serverLookup } from '../src/agent/routing.js';
 import { EtcdServiceLocks } from '../src/orchestrator/lock.js';
 import { startOrchestrator } from '../src/orchestrator/orchestrator.js';
 import { scaleService } from '../src/orchestrator/scaler.js';
@@ -81,7 +81,7 @@ async function main() {
       config,
       settings,
       log: silent,
-      ...(hap ? { sessions: new HaproxySessionCounter(hap.runtime) } : {}),
+      ...(hap ? { haproxy: { agentId: 'bench', lookup: serverLookup(((h) => () => h.runtime.showStat())(hap)) } } : {}),
     };
     if (hap) agent = await startAgent(agentConfig(etcd.endpoint, root, hap, 'lb-bench', { web: { listen } }), registry);
 

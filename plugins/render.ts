@@ -1,10 +1,4 @@
-import { z } from 'zod';
-import { formatApplyResult } from '../src/agent/format.js';
-import type { HaproxyControl } from '../src/agent/control.js';
-import type { ApplyResult } from '../src/core/apply-result.js';
-import { fail, isSwitchyardError, type ErrorCode } from '../src/core/errors.js';
-import { defineCommand, type CommandContext, type Plugin } from '../src/core/plugin.js';
-import type { Reply, Table } from '../src/core/reply.js';
+import type { ApplyResult, CommandContext, ErrorCode, LocalRouting, Plugin, PluginApi, Reply, Table } from '../src/plugin.js';
 
 /** Enough to read in chat; the whole file is one `switchyard render --once --dry-run` away. */
 const MAX_LINES = 150;
@@ -13,11 +7,12 @@ const MAX_SKIPPED = 10;
 const APPLY_TIMEOUT_MS = 30_000;
 
 /** `render [--diff] [--apply]`: the config the registry would produce, its diff to the live one, and applying it now. */
-export default function renderPlugin(): Plugin {
+export default function render(api: PluginApi): Plugin {
+  const { z } = api;
   return {
     name: 'render',
     commands: [
-      defineCommand({
+      api.defineCommand({
         name: 'render',
         summary: 'show the HAProxy config the registry would produce (--diff: against the live one; --apply: validate it with haproxy -c and apply it now)',
         args: z.object({
@@ -25,17 +20,15 @@ export default function renderPlugin(): Plugin {
           apply: z.boolean().optional().describe('apply'),
         }),
         positionals: [],
-        // --apply changes HAProxy: a retried Slack event must not run it twice.
-        mutating: true,
         async handler(ctx, { diff, apply }) {
-          const hap = localAgent(ctx);
+          const hap = localAgent(api, ctx);
           let cand;
           try {
             cand = await hap.candidate();
           } catch (err) {
             // A template file that no longer loads: the agent reports the refusal like any
             // failed apply (its etcd key, #ops, status), and this reply is that report.
-            if (apply && isSwitchyardError(err, 'E_CONFIG')) return applyReply(await hap.applyNow(APPLY_TIMEOUT_MS), [], []);
+            if (apply && api.errors.is(err, 'E_CONFIG')) return applyReply(ctx, await hap.applyNow(APPLY_TIMEOUT_MS), [], []);
             throw err;
           }
           const live = await hap.live();
@@ -61,17 +54,17 @@ export default function renderPlugin(): Plugin {
             };
           }
           const r = await hap.applyNow(APPLY_TIMEOUT_MS);
-          return applyReply(r, details, tables);
+          return applyReply(ctx, r, details, tables);
         },
       }),
     ],
   };
 }
 
-function localAgent(ctx: CommandContext): HaproxyControl {
-  const hap = ctx.services.haproxy;
+function localAgent(api: PluginApi, ctx: CommandContext): LocalRouting {
+  const hap = ctx.routing.local;
   if (hap) return hap;
-  return fail('E_UNAVAILABLE', 'render needs haproxy: configured on this bot: it renders with the local agent’s template and paths', {
+  return api.errors.fail('E_UNAVAILABLE', 'render needs haproxy: configured on this bot: it renders with the local agent’s template and paths', {
     details: ['on an HAProxy host, `switchyard render --once --dry-run` prints the same from the command line'],
   });
 }
@@ -94,13 +87,13 @@ const CODE_OF: Record<NonNullable<ApplyResult['failure']>, ErrorCode> = {
   internal: 'E_INTERNAL',
 };
 
-function applyReply(r: ApplyResult, details: string[], tables: { table: Table }[]): Reply {
-  if (r.ok) return { ok: true, summary: `applied: ${formatApplyResult(r)}`, ...(details.length ? { details } : {}), tables };
+function applyReply(ctx: CommandContext, r: ApplyResult, details: string[], tables: { table: Table }[]): Reply {
+  if (r.ok) return { ok: true, summary: `applied: ${ctx.routing.describe(r)}`, ...(details.length ? { details } : {}), tables };
   return {
     ok: false,
     code: CODE_OF[r.failure ?? 'internal'],
-    // formatApplyResult already says the last good config was kept.
-    summary: formatApplyResult(r),
+    // The one-line description already says the last good config was kept.
+    summary: ctx.routing.describe(r),
     details: [...(r.error ?? []), ...details],
     tables,
   };

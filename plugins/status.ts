@@ -1,12 +1,4 @@
-import { z } from 'zod';
-import { fail } from '../src/core/errors.js';
-import { intArg, serviceName } from '../src/core/names.js';
-import { describeProblem } from '../src/core/quote.js';
-import { defineCommand, type Plugin } from '../src/core/plugin.js';
-import type { EtcdHealth, Instance } from '../src/core/registry.js';
-import type { Reply, Table } from '../src/core/reply.js';
-import { containerColumns, type ContainerColumns } from '../src/orchestrator/status-columns.js';
-import { agentsView, haproxyColumns, type HaproxyColumns } from '../src/agent/status-view.js';
+import type { AgentReport, ApplyResult, EtcdHealth, Instance, Plugin, PluginApi, Reply, Routing, StatusColumns, Table } from '../src/plugin.js';
 
 /**
  * Beyond these, `status` without a service shows one row per service: a listing of
@@ -21,35 +13,36 @@ export const PAGE_SIZE = 100;
 const MAX_PROBLEMS = 20;
 
 /** `status [service]`: what the registry holds, and whether etcd itself is healthy. */
-export default function statusPlugin(): Plugin {
+export default function status(api: PluginApi): Plugin {
+  const { z, args } = api;
+  const fail = api.errors.fail;
   return {
     name: 'status',
     commands: [
-      defineCommand({
+      api.defineCommand({
         name: 'status',
         summary: `instances, their state and address, desired replicas, etcd health; one row per service when the registry is large, ${PAGE_SIZE} rows a page`,
-        args: z.object({ service: serviceName.optional(), page: intArg(1, 1_000_000).optional().describe('N') }),
+        args: z.object({ service: args.service.optional(), page: args.int(1, 1_000_000).optional().describe('N') }),
         positionals: ['service'],
         serviceArg: 'service',
-        mutating: false,
         async handler(ctx, { service, page = 1 }) {
-          const { registry } = ctx.services;
+          const { registry } = ctx;
           const health = await registry.health();
           if (!health.ok) return etcdDown(health);
           const listing = await registry.list(service);
           const byService = groupBy(listing.instances, (i) => i.service);
           if (service && !byService.has(service)) byService.set(service, []);
           // Container state per instance, when a Docker engine is configured.
-          const containers = await containerColumns(ctx.services, service, ctx.log);
+          const containers = await ctx.orchestration.statusColumns(service);
           for (const s of containers?.services ?? []) if (!byService.has(s)) byService.set(s, []);
           // HAProxy state and sessions per instance (this bot's own agent) and every agent's last apply.
-          const [hap, agents] = await Promise.all([haproxyColumns(ctx.services.haproxy), agentsView(ctx.services.agents)]);
+          const [hap, agents] = await Promise.all([haproxyColumns(ctx.routing), agentsView(ctx.routing)]);
           const names = [...byService.keys()].sort();
           const total = listing.instances.length;
           const large = !service && (total > DETAIL_MAX_INSTANCES || names.length > DETAIL_MAX_SERVICES);
           // Without a service, pages are pages of services (a small registry has only one);
           // only the services shown are asked for their desired replicas.
-          const shownNames = service ? names : pageOf(names, page, 'services', 'status');
+          const shownNames = service ? names : pageOf(fail, names, page, 'services', 'status');
           const desired = new Map(await Promise.all(shownNames.map(async (n) => [n, await registry.getDesired(n)] as const)));
 
           const now = Date.now();
@@ -69,7 +62,7 @@ export default function statusPlugin(): Plugin {
                 ...(containers?.unregistered(name, new Set(list.map((i) => i.instance))) ?? []).map((u) => [u.instance, '-', 'unregistered', '-', '-', '-', '-', ...u.cells, ...(hap?.cells(name, u.instance) ?? [])]),
               ];
               // A service's instances come a page at a time: Slack shows a few hundred rows at most.
-              const shown = service ? pageOf(rows, page, 'instances', `status ${name}`) : rows;
+              const shown = service ? pageOf(fail, rows, page, 'instances', `status ${name}`) : rows;
               tables.push({
                 title: `${name}: ${list.length} instance${list.length === 1 ? '' : 's'}, ${ready} ready${want ? `, desired ${want.replicas}` : ''}${rows.length > PAGE_SIZE ? ` · rows ${pageTitle(page, rows.length)}` : ''}`,
                 table: { header: ['instance', 'address', 'state', 'weight', 'lease', 'changed by', 'since', ...(containers?.header ?? []), ...(hap?.header ?? [])], rows: shown },
@@ -99,7 +92,7 @@ function servicesTable(
   names: readonly string[],
   byService: ReadonlyMap<string, Instance[]>,
   desired: ReadonlyMap<string, { replicas: number } | undefined>,
-  containers: ContainerColumns | undefined,
+  containers: StatusColumns | undefined,
   hap: HaproxyColumns | undefined,
 ): Table {
   const header = ['service', 'instances', 'ready', 'drain', 'maint', 'desired', ...(containers ? ['running', 'unregistered'] : []), ...(hap ? ['UP in haproxy', 'sessions'] : [])];
@@ -122,7 +115,7 @@ function servicesTable(
 }
 
 /** The `page`-th slice of PAGE_SIZE items; a page past the end is refused, naming the last one. */
-function pageOf<T>(items: readonly T[], page: number, what: string, command: string): T[] {
+function pageOf<T>(fail: PluginApi['errors']['fail'], items: readonly T[], page: number, what: string, command: string): T[] {
   const pages = Math.max(1, Math.ceil(items.length / PAGE_SIZE));
   if (page > pages) fail('E_BAD_ARGS', `page ${page} is past the end: ${items.length} ${what}, ${pages} page${pages === 1 ? '' : 's'} of ${PAGE_SIZE} (\`${command} --page ${pages}\`)`);
   return items.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
@@ -136,6 +129,8 @@ function pageTitle(page: number, count: number): string {
 }
 
 const stateOf = (i: Instance) => i.state?.state ?? 'ready';
+/** A raw etcd key may hold control characters: quoted as JSON so it cannot pass for a line of ours. */
+const describeProblem = (p: { key: string; problem: string }) => `${JSON.stringify(p.key.length > 200 ? `${p.key.slice(0, 200)}…` : p.key)}: ${p.problem}`;
 
 function row(i: Instance, now: number): string[] {
   return [
@@ -182,4 +177,62 @@ function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]
     else m.set(k, [it]);
   }
   return m;
+}
+
+interface HaproxyColumns {
+  header: string[];
+  cells(service: string, instance: string): string[];
+  /** Set when HAProxy could not be asked. */
+  problem?: string;
+}
+
+/** HAProxy's state and sessions per instance, from this bot's own agent; undefined without one. */
+async function haproxyColumns(routing: Routing): Promise<HaproxyColumns | undefined> {
+  const local = routing.local;
+  if (!local) return undefined;
+  const header = ['haproxy', 'sessions'];
+  try {
+    const byKey = new Map((await local.servers()).map((s) => [`${s.service}/${s.instance}`, s]));
+    // Not in HAProxy: not applied yet, or left out (see the agent's warnings).
+    return { header, cells: (service, instance) => ((s) => (s ? [s.status, String(s.sessions)] : ['-', '-']))(byKey.get(`${service}/${instance}`)) };
+  } catch (err) {
+    return { header, cells: () => ['?', '?'], problem: `haproxy ${local.agentId}: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/** One row per agent with its last apply; unreadable reports become problems. */
+async function agentsView(routing: Routing): Promise<{ table?: { title: string; table: Table }; problems: string[] }> {
+  let list: AgentReport[];
+  try {
+    list = await routing.agents();
+  } catch (err) {
+    return { problems: [`agents: ${err instanceof Error ? err.message : String(err)}`] };
+  }
+  return agentsTable(list, (r) => routing.describe(r));
+}
+
+export function agentsTable(list: readonly AgentReport[], describe: (r: ApplyResult) => string, now = Date.now()): { table?: { title: string; table: Table }; problems: string[] } {
+  const problems: string[] = [];
+  const rows: string[][] = [];
+  for (const r of list) {
+    if ('problem' in r) {
+      problems.push(`unreadable apply result of agent ${r.agentId}: ${r.problem}`);
+      rows.push([r.agentId, '?', 'unreadable result', '-']);
+      continue;
+    }
+    const text = describe(r.result);
+    const prefix = `haproxy ${r.result.agentId}: `;
+    rows.push([r.agentId, r.result.ok ? 'ok' : 'FAILED', text.startsWith(prefix) ? text.slice(prefix.length) : text, ago(now - Date.parse(r.result.at))]);
+  }
+  if (rows.length === 0) return { problems };
+  return { table: { title: `HAProxy agents: ${rows.length}`, table: { header: ['agent', 'result', 'last apply', 'at'], rows } }, problems };
+}
+
+function ago(ms: number): string {
+  if (!Number.isFinite(ms)) return '-';
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
 }

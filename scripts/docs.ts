@@ -12,7 +12,9 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { loadPlugins } from '../plugins/index.js';
+import { loadBuiltinPlugins } from '../src/app/builtin-plugins.js';
+import { offlineFacades } from '../src/app/plugin-check.js';
+import { createLogger } from '../src/core/log.js';
 import { configSchema } from '../src/config/schema.js';
 import { formatDuration } from '../src/core/names.js';
 import { usage } from '../src/core/usage.js';
@@ -71,6 +73,7 @@ const KEY_DOCS: Record<string, KeyDoc> = {
   'docker.drainTimeout': { text: 'On scale-down, how long to wait for a drained instance’s sessions to end.', default: dockerDefault('drainTimeoutMs') },
   'docker.lockTtl': { text: 'Lease of the per-service lock: how long a crashed holder blocks the service (at least 2s).', default: dockerDefault('lockTtlMs') },
   'docker.lockWait': { text: 'How long `scale`, `drain` or `undrain` waits for the lock held by another before it is refused.', default: dockerDefault('lockWaitMs') },
+  plugins: { text: 'Plugins loaded after the built-in ones, in order: each a module path (relative to this file) or a package name, or `{ module, options }`.' },
   services: { text: 'Services by name. Each gets an HAProxy frontend and backend; one with an `image` can be scaled.' },
   'services.<name>': { text: 'One service; the name follows the service-name rule.' },
   'services.<name>.image': { text: 'Image of the service’s containers. Without one the service is routed only (instances registered by hand or by other tools) and `scale` refuses it.' },
@@ -199,7 +202,9 @@ function describeType(s: z.ZodType): string {
     case 'pipe':
     case 'transform':
       if (isDuration(s)) return 'duration (`500ms`, `30s`, `2m`, `1h`)';
-      return describeType(d.in ?? s);
+      // z.preprocess: a bare transform (no input schema) in front of the schema that counts.
+      if (d.in && defOf(d.in).type === 'transform' && !defOf(d.in).in && d.out) return describeType(d.out);
+      return d.in ? describeType(d.in) : 'value';
     default:
       return d.type;
   }
@@ -277,7 +282,7 @@ export function configReference(schema: z.ZodType = configSchema, keyDocs: Recor
 /** Every command the built-in plugins define: usage as `help` prints it, and its summary. */
 export function commandReference(): string {
   const lines = ['| usage | what it does |', '|---|---|'];
-  for (const plugin of loadPlugins()) {
+  for (const plugin of loadBuiltinPlugins({ facades: offlineFacades(), log: createLogger({ level: 'silent' }) })) {
     for (const cmd of plugin.commands) lines.push(`| \`${cell(usage(cmd))}\` | ${cell(cmd.summary)} |`);
   }
   return lines.join('\n');

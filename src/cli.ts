@@ -16,16 +16,20 @@ async function main(argv: string[]): Promise<number> {
   // answer without loading (or, via tsx, compiling) the Slack, etcd and HAProxy code.
   switch (command) {
     case 'check': {
-      const [{ AclStore }, { loadPlugins }, { knownCommands }, { checkTemplateFile }] = await Promise.all([
+      const [{ AclStore }, { checkPlugins }, { knownCommands }, { checkTemplateFile }, { createLogger }] = await Promise.all([
         import('./core/acl-store.js'),
-        import('../plugins/index.js'),
-        import('./runtime.js'),
-        import('./agent/commands.js'),
+        import('./app/plugin-check.js'),
+        import('./app/runtime.js'),
+        import('./app/agent-commands.js'),
+        import('./core/log.js'),
       ]);
       const config = await loadConfig(configPath, env);
-      const acl = await AclStore.load(config.acl.path, { knownCommands: knownCommands(loadPlugins()) });
+      // Plugins before acl.yaml: the ACL may name their commands.
+      const loaded = await checkPlugins(config, configPath, createLogger({ level: 'warn' }));
+      const acl = await AclStore.load(config.acl.path, { knownCommands: knownCommands(loaded.plugins) });
       const template = await checkTemplateFile(config);
-      out(`${configPath}: ok\n${acl.path}: ok (${acl.ruleCount} rules)\n${template ? `${template}\n` : ''}`);
+      const external = config.plugins.length ? `plugins: ok (${loaded.plugins.slice(-config.plugins.length).map((p) => p.name).join(', ')})\n` : '';
+      out(`${configPath}: ok\n${external}${acl.path}: ok (${acl.ruleCount} rules)\n${template ? `${template}\n` : ''}`);
       return 0;
     }
     case 'shell':
@@ -33,12 +37,12 @@ async function main(argv: string[]): Promise<number> {
     case 'serve':
       return (await import('./serve.js')).serve(configPath, env);
     case 'agent': {
-      const [{ agentCommand }, { createLogger }] = await Promise.all([import('./agent/commands.js'), import('./core/log.js')]);
+      const [{ agentCommand }, { createLogger }] = await Promise.all([import('./app/agent-commands.js'), import('./core/log.js')]);
       const secrets = loadSecrets(env);
       return agentCommand(await loadConfig(configPath, env), secrets, createLogger({ ...(secrets.logLevel ? { level: secrets.logLevel } : {}) }));
     }
     case 'render': {
-      const [{ renderCommand }, { createLogger }] = await Promise.all([import('./agent/commands.js'), import('./core/log.js')]);
+      const [{ renderCommand }, { createLogger }] = await Promise.all([import('./app/agent-commands.js'), import('./core/log.js')]);
       const secrets = loadSecrets(env);
       const log = createLogger({ level: secrets.logLevel ?? 'warn' });
       const io = { out, err: (s: string) => process.stderr.write(s) };

@@ -10,9 +10,9 @@ import { nullFeed } from './core/feed.js';
 import { createLogger } from './core/log.js';
 import { SHUTDOWN_IO_MS, shutDown, stopSignal } from './core/shutdown.js';
 import type { FeedService } from './feed/service.js';
-import { startFeedPoster } from './feed/start.js';
+import { startFeedPoster } from './app/feed.js';
 import { startOrchestrator } from './orchestrator/orchestrator.js';
-import { buildRuntime } from './runtime.js';
+import { buildRuntime } from './app/runtime.js';
 
 /** `switchyard serve`: the Slack bot, its #ops feed and (when configured) the orchestrator, until SIGINT/SIGTERM. */
 export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise<number> {

@@ -5,9 +5,9 @@ import { loadConfig, loadSecrets } from './config/load.js';
 import { DM } from './core/caller.js';
 import { createLogger } from './core/log.js';
 import { settledWithin, SHUTDOWN_IO_MS, shutDown, signalExitCode, stopSignal, type StopSignal } from './core/shutdown.js';
-import { startShellFeed } from './feed/start.js';
+import { startShellFeed } from './app/feed.js';
 import { settlingDispatcher } from './feed/tail.js';
-import { buildRuntime } from './runtime.js';
+import { buildRuntime } from './app/runtime.js';
 
 export interface ShellValues {
   user?: string;

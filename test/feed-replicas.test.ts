@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { nullFeed } from '../src/core/feed.js';
-import { buildRuntime, type Runtime } from '../src/runtime.js';
+import { buildRuntime, type Runtime } from '../src/app/runtime.js';
 import { startProxy, type EtcdProxy } from './helpers/etcd.js';
 import { changeLines, feedPosts, startReplica, testLog, until, type Replica } from './helpers/feed.js';
 import { startSlackStandIn, type SlackStandIn } from './helpers/slack.js';

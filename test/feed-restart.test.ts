@@ -3,7 +3,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { nullFeed } from '../src/core/feed.js';
-import { buildRuntime, type Runtime } from '../src/runtime.js';
+import { buildRuntime, type Runtime } from '../src/app/runtime.js';
 import { startEtcd, type EtcdProcess } from './helpers/etcd.js';
 import { changeLines, feedPosts, sectionText, startReplica, testLog, until, type Replica } from './helpers/feed.js';
 import { startSlackStandIn, type SlackStandIn } from './helpers/slack.js';

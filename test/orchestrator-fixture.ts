@@ -12,15 +12,13 @@ import { createEtcdRegistry, type EtcdRegistry } from '../src/adapters/etcd/regi
 import { configSchema, type Config } from '../src/config/schema.js';
 import type { FeedEvent } from '../src/core/feed.js';
 import type { Instance } from '../src/core/registry.js';
-import { Router } from '../src/core/router.js';
-import { loadPlugins } from '../plugins/index.js';
 import type { OrchestratorDeps } from '../src/orchestrator/deps.js';
 import { EtcdServiceLocks } from '../src/orchestrator/lock.js';
-import type { SessionCounter } from '../src/orchestrator/ports.js';
+import type { ObservedHaproxy } from '../src/orchestrator/ports.js';
 import { orchestratorSettings, type OrchestratorSettings } from '../src/orchestrator/settings.js';
 import { buildBusyboxImage, sharedDockerHost } from './helpers/docker.js';
 import { makeWorkspace, ONCALL, type Workspace } from './helpers/workspace.js';
-import { aclFrom } from './helpers/core.js';
+import { routerOver } from './helpers/core.js';
 
 export const silent = pino({ level: 'silent' });
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -58,7 +56,8 @@ export interface FixtureOptions {
   services?: Record<string, Record<string, unknown>>;
   docker?: Record<string, unknown>;
   settings?: Partial<OrchestratorSettings>;
-  sessions?: SessionCounter;
+  /** The local HAProxy scale-down watches sessions in. */
+  haproxy?: ObservedHaproxy;
 }
 
 export async function orchestratorFixture(opts: FixtureOptions = {}) {
@@ -80,14 +79,8 @@ export async function orchestratorFixture(opts: FixtureOptions = {}) {
   const locks = new EtcdServiceLocks(registry.client, { keyOf: (s) => registry.layout.lockKey(s), ttlMs: settings.lockTtlMs, endpoints: config.etcd.endpoints, log: silent });
   const feed: FeedEvent[] = [];
   const feedSink = { publish: (e: FeedEvent) => void feed.push(e) };
-  const deps: OrchestratorDeps = { registry, engine, locks, feed: feedSink, notices: feedSink, config, settings, log: silent, ...(opts.sessions ? { sessions: opts.sessions } : {}) };
-  const router = new Router({
-    plugins: loadPlugins(),
-    acl: aclFrom(() => true),
-    services: { registry, feed: feedSink, config, containers: engine, locks, ...(opts.sessions ? { sessions: opts.sessions } : {}) },
-    log: silent,
-    audit: { record: () => {} },
-  });
+  const deps: OrchestratorDeps = { registry, engine, locks, feed: feedSink, notices: feedSink, config, settings, log: silent, ...(opts.haproxy ? { haproxy: opts.haproxy } : {}) };
+  const router = routerOver({ registry, feed: feedSink, config, orchestration: deps });
   const raw = new Dockerode(dockerodeOptions(host));
 
   return {

@@ -5,7 +5,7 @@ import type { ManagedContainer } from '../src/adapters/docker/types.js';
 import { configSchema } from '../src/config/schema.js';
 import type { Instance } from '../src/core/registry.js';
 import type { OrchestratorDeps } from '../src/orchestrator/deps.js';
-import { waitDrained } from '../src/orchestrator/drain.js';
+import { watchDrain } from '../src/orchestrator/rotation.js';
 import { settleAll } from '../src/orchestrator/limit.js';
 import { containerName, joinHostPort, newInstanceName, restartsOf } from '../src/orchestrator/naming.js';
 import { actorOf, isOwned, ownedBy } from '../src/orchestrator/ownership.js';
@@ -153,23 +153,30 @@ describe('helpers', () => {
     expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([10, 20, 'three', 40, 50, 60]);
   });
 
-  const drainDeps = (counts: (number | undefined)[], drainTimeoutMs = 1000): OrchestratorDeps =>
-    ({
-      log: pino({ level: 'silent' }),
-      settings: { drainTimeoutMs, drainGraceMs: 100 },
-      sessions: { currentSessions: async () => (counts.length > 1 ? counts.shift() : counts[0]) },
-    }) as unknown as OrchestratorDeps;
+  /** A lookup answering each call with the next of `seen` (the last one repeats). */
+  const lookupOf = (seen: ([string, number] | undefined)[]) => async (service: string, instance: string) => {
+    const next = seen.length > 1 ? seen.shift() : seen[0];
+    return next && { service, instance, status: next[0], sessions: next[1], weight: 100 };
+  };
+  const opts = { applyGraceMs: 100, agentId: 'lb-t' };
 
-  it('waitDrained waits for sessions to reach 0, bounded; an unknown count waits the grace', async () => {
-    expect(await waitDrained(drainDeps([2, 1, 0]), 'web', 'a')).toMatchObject({ sessions: 0, timedOut: false });
-    const stuck = await waitDrained(drainDeps([3], 400), 'web', 'a');
-    expect(stuck).toMatchObject({ sessions: 3, timedOut: true });
-    expect(stuck.waitedMs).toBeGreaterThanOrEqual(400);
-    // Unknown: the 100 ms grace, not the drain timeout. The timeout is made long so that the
-    // bound telling the two apart is a liveness bound (grace × 100), not a race with it.
-    const unknown = await waitDrained(drainDeps([undefined], 20_000), 'web', 'a');
-    expect(unknown).toMatchObject({ sessions: undefined, timedOut: false });
-    expect(unknown.waitedMs).toBeGreaterThanOrEqual(100);
-    expect(unknown.waitedMs).toBeLessThan(10_000);
+  it('watchDrain waits for the drain to apply and sessions to reach 0, bounded; a missing server waits only the grace', async () => {
+    // UP with no sessions is not drained yet: new requests would still arrive.
+    const ok = await watchDrain(lookupOf([['UP', 0], ['DRAIN', 2], ['DRAIN', 1], ['DRAIN', 0]]), 'web', 'a', { ...opts, timeoutMs: 5000 });
+    expect(ok).toMatchObject({ kind: 'drained', agentId: 'lb-t' });
+    const stuck = await watchDrain(lookupOf([['DRAIN', 3]]), 'web', 'a', { ...opts, timeoutMs: 400 });
+    expect(stuck).toMatchObject({ kind: 'open', sessions: 3 });
+    expect(stuck.kind === 'open' && stuck.waitedMs).toBeGreaterThanOrEqual(400);
+    const unapplied = await watchDrain(lookupOf([['UP', 4]]), 'web', 'a', { ...opts, timeoutMs: 400 });
+    expect(unapplied).toMatchObject({ kind: 'not-applied', status: 'UP', sessions: 4 });
+    // Missing: the 100 ms grace, not the timeout. The timeout is made long so that the bound
+    // telling the two apart is a liveness bound (grace × 100), not a race with it.
+    const started = Date.now();
+    expect(await watchDrain(lookupOf([undefined]), 'web', 'a', { ...opts, timeoutMs: 20_000 })).toMatchObject({ kind: 'absent' });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const broken = async () => {
+      throw new Error('socket gone');
+    };
+    expect(await watchDrain(broken, 'web', 'a', { ...opts, timeoutMs: 20_000 })).toMatchObject({ kind: 'unreadable', error: 'socket gone' });
   });
 });

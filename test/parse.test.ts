@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { bindArgs } from '../src/core/args.js';
 import { isSwitchyardError } from '../src/core/errors.js';
 import { address, duration, formatDuration, parseDuration, parseHostPort, serviceName } from '../src/core/names.js';
-import { defineCommand } from '../src/core/plugin.js';
+import { defineCommand } from '../src/core/plugin-api.js';
 import { ok } from '../src/core/reply.js';
 import { suggest } from '../src/core/suggest.js';
 import { tokenize } from '../src/core/tokenize.js';
@@ -102,7 +102,6 @@ const demo = defineCommand({
   }),
   positionals: ['service', 'count'],
   serviceArg: 'service',
-  mutating: false,
   handler: async () => ok('x'),
 });
 

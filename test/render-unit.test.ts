@@ -6,12 +6,10 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { HaproxyControl } from '../src/agent/control.js';
 import { parseAgentReport } from '../src/agent/reports.js';
-import { agentsView } from '../src/agent/status-view.js';
-import { configSchema } from '../src/config/schema.js';
-import { Router } from '../src/core/router.js';
-import { loadPlugins } from '../plugins/index.js';
+import { formatApplyResult } from '../src/agent/format.js';
+import { agentsTable } from '../plugins/status.js';
 import { renderReply } from '../src/adapters/slack/render.js';
-import { aclFrom, shellCaller } from './helpers/core.js';
+import { routerOver, shellCaller } from './helpers/core.js';
 import { MemoryRegistry } from './helpers/memory-registry.js';
 
 function fakeControl(candidate: string, live: string | undefined): HaproxyControl {
@@ -29,13 +27,7 @@ function fakeControl(candidate: string, live: string | undefined): HaproxyContro
 }
 
 function router(haproxy: HaproxyControl) {
-  return new Router({
-    plugins: loadPlugins(),
-    acl: aclFrom(() => true),
-    services: { registry: new MemoryRegistry(), feed: { publish: () => {} }, config: configSchema.parse({ etcd: {} }), haproxy },
-    log: pino({ level: 'silent' }),
-    audit: { record: () => {} },
-  });
+  return routerOver({ registry: new MemoryRegistry(), local: haproxy });
 }
 
 const big = Array.from({ length: 10_000 }, (_, i) => `    server web-${i} 10.0.${Math.floor(i / 250)}.${i % 250}:80 check inter 2000 weight 100`).join('\n') + '\n';
@@ -73,8 +65,9 @@ describe('agent reports', () => {
   });
 
   it('status rows: one per agent, unreadable ones flagged', async () => {
-    const view = await agentsView(
-      { list: async () => [{ agentId: 'lb-1', result: { ...good, method: 'runtime' as const } }, { agentId: 'lb-2', problem: 'not JSON' }] },
+    const view = agentsTable(
+      [{ agentId: 'lb-1', result: { ...good, method: 'runtime' as const } }, { agentId: 'lb-2', problem: 'not JSON' }],
+      formatApplyResult,
       Date.parse(good.at) + 90_000,
     );
     expect(view.table?.table.rows).toEqual([

@@ -13,9 +13,7 @@ import { renderCandidate } from '../src/agent/candidate.js';
 import { loadConfig } from '../src/config/load.js';
 import { configSchema, scalableService } from '../src/config/schema.js';
 import { isSwitchyardError } from '../src/core/errors.js';
-import { Router } from '../src/core/router.js';
-import { loadPlugins } from '../plugins/index.js';
-import { aclFrom, shellCaller } from './helpers/core.js';
+import { routerOver, shellCaller } from './helpers/core.js';
 import { MemoryRegistry } from './helpers/memory-registry.js';
 
 const log = pino({ level: 'silent' });
@@ -63,14 +61,8 @@ describe('routed-only services', () => {
 
   describe('scale', () => {
     const registry = new MemoryRegistry();
-    const router = new Router({
-      plugins: loadPlugins(),
-      acl: aclFrom(() => true),
-      // No docker: either: the refusal must name the service's config, not the missing engine.
-      services: { registry, feed: { publish: () => {} }, config: configSchema.parse({ etcd: {}, services: { legacy: { listen: '127.0.0.1:8081' } } }) },
-      log,
-      audit: { record: () => {} },
-    });
+    // No docker: either: the refusal must name the service's config, not the missing engine.
+    const router = routerOver({ registry, config: configSchema.parse({ etcd: {}, services: { legacy: { listen: '127.0.0.1:8081' } } }) });
 
     it.each(['scale legacy 2', 'scale legacy 0', 'scale legacy 0 --yes'])('%s is refused: no image configured, routed only', async (text) => {
       const r = await router.dispatch({ text, caller: shellCaller('U1') });

@@ -5,7 +5,7 @@
  * leaves HAProxy's rotation (how fast is measured in bench/scale.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HaproxySessionCounter } from '../src/orchestrator/haproxy-sessions.js';
+import { serverLookup } from '../src/agent/routing.js';
 import { startOrchestrator } from '../src/orchestrator/orchestrator.js';
 import { agentConfig, freePort, httpGet as get, startAgent, startHaproxy, whoAnswers, type RunningAgent, type TestHaproxy } from './helpers/haproxy.js';
 import { orchestratorFixture, waitFor, type OrchestratorFixture } from './orchestrator-fixture.js';
@@ -47,7 +47,7 @@ beforeAll(async () => {
   fx = await orchestratorFixture({
     services: { web: { cmd: SLOW_WEB_CMD, listen: `127.0.0.1:${port}` } },
     docker: { drainTimeout: '10s' },
-    sessions: new HaproxySessionCounter(hap.runtime),
+    haproxy: { agentId: 'lb-scale', lookup: serverLookup(() => hap.runtime.showStat()) },
   });
   const root = fx.ws.prefixes.services.replace(/\/services$/, '');
   agent = await startAgent(agentConfig(fx.ws.endpoint, root, hap, 'lb-scale', { web: { listen: `127.0.0.1:${port}` } }), fx.registry);
@@ -75,17 +75,28 @@ describe('scale with HAProxy in the loop', () => {
     expect((await fx.run('scale web 1')).ok).toBe(true);
     const [c] = await fx.containers();
     await expectRouting([c!.id]);
+    const T = Date.now();
+    const trace: string[] = [];
     const slow = get(`${url}cgi-bin/slow`, { timeoutMs: 10_000 });
-    const counter = new HaproxySessionCounter(hap.runtime);
-    await waitFor('the slow session to open', async () => ((await counter.currentSessions('web', c!.instance)) ?? 0) > 0, 3000);
+    slow.then((r) => trace.push(`${Date.now() - T} slow done ${JSON.stringify(r)}`), (e) => trace.push(`${Date.now() - T} slow failed ${e}`));
+    let polling = true;
+    void (async () => { while (polling) { try { const rows = await hap.runtime.showStat(); trace.push(`${Date.now() - T} stat ${rows.filter((r) => r.backend === 'web').map((r) => `${r.name}:${r.status}:${r.scur}`).join(',')} pid ${await hap.workerPid().catch(() => '?')}`); } catch (e) { trace.push(`${Date.now() - T} stat err ${e}`); } await new Promise((r) => setTimeout(r, 250)); } })();
+    try {
+    const lookup = serverLookup(() => hap.runtime.showStat());
+    await waitFor('the slow session to open', async () => ((await lookup('web', c!.instance))?.sessions ?? 0) > 0, 3000);
     const t0 = Date.now();
     const down = await fx.run('scale web 0 --yes');
+    trace.push(`${Date.now() - T} scale done ${JSON.stringify(down.progress)}`);
     const waited = Date.now() - t0;
     expect(down.ok, down.summary).toBe(true);
     // The session was answered in full by the drained container, not cut.
     expect(await slow).toEqual({ status: 200, body: c!.id.slice(0, 12) });
     expect(waited).toBeGreaterThan(800);
     expect(await fx.containers('web', true)).toEqual([]);
+    } finally {
+      polling = false;
+      console.log('TRACE ' + new Date(T).toISOString() + '\n' + trace.join('\n') + '\nRESULTS ' + JSON.stringify(agent.results.slice(-8).map((r: any) => ({ ok: r.ok, method: r.method, changes: r.changes, at: r.at, errors: r.errors }))));
+    }
   });
 
   it('a killed container is taken out of HAProxy’s rotation', async () => {

@@ -2,7 +2,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackApp, type SlackApp } from '../src/adapters/slack/app.js';
 import { loadConfig } from '../src/config/load.js';
-import { buildRuntime, type Runtime } from '../src/runtime.js';
+import { buildRuntime, type Runtime } from '../src/app/runtime.js';
 import { newTs, postEvent, postSlashCommand, startSlackStandIn, type SlackStandIn } from './helpers/slack.js';
 import { makeWorkspace, ONCALL, OPS_CHANNEL, VISITOR, type Workspace } from './helpers/workspace.js';
 

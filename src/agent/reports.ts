@@ -6,11 +6,13 @@
  */
 import type { EtcdRegistry } from '../adapters/etcd/registry.js';
 import { toRegistryError } from '../adapters/etcd/errors.js';
-import { parseApplyResult, type ApplyResult } from '../core/apply-result.js';
+import { parseApplyResult } from '../core/apply-result.js';
+import type { AgentReport } from '../core/facades.js';
+
+export type { AgentReport };
 import { NAME_RE } from '../core/names.js';
 import { quoteKey } from '../core/quote.js';
 
-export type AgentReport = { agentId: string; result: ApplyResult } | { agentId: string; problem: string };
 
 export interface AgentReports {
   list(): Promise<AgentReport[]>;

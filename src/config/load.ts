@@ -23,7 +23,9 @@ export async function loadConfig(path: string, env: Env = process.env): Promise<
   const result = await loadYamlFile(path, configSchema);
   if (!result.ok && result.missing) throw missingConfig(path);
   if (!result.ok) throw new SwitchyardError('E_CONFIG', `invalid configuration in ${path}`, { details: result.errors });
-  return resolvePaths(applyEnv(result.value, env), dirname(resolve(path)));
+  const config = resolvePaths(applyEnv(result.value, env), dirname(resolve(path)));
+  // Plugin modules resolve from this file's directory, and their options' errors point into it.
+  return { ...config, plugins: config.plugins.map((entry, index) => ({ ...entry, from: { file: path, index } })) };
 }
 
 // A first run usually ends here: say where we looked and the command that gets past it.

@@ -52,6 +52,37 @@ const serviceConfig = z
     if (s.image !== undefined && s.port === undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: 'required with image: the container port to publish' });
   });
 
+const PACKAGE_RE = /^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*(\/\S*)?$/;
+
+/** `./plugins/x.js` (relative to this file), an absolute path, or a package name (npm spelling, optional subpath). */
+const moduleSpecifier = z
+  .string()
+  .trim()
+  .min(1, { message: 'must name a module: a path such as ./plugins/maintenance.js, or a package name', abort: true })
+  .refine((s) => s.startsWith('.') || s.startsWith('/') || PACKAGE_RE.test(s), {
+    message: 'must be a path starting with ./, ../ or /, or an npm package name (lower case, e.g. @acme/switchyard-flush)',
+  });
+
+/**
+ * One `plugins:` entry: a bare module specifier, or `{ module, options }`. Options stay
+ * unknown here: each plugin validates its own (`api.options(schema)`) and the loader maps
+ * its errors back to this file's lines.
+ */
+const pluginEntry = z.preprocess(
+  (v) => (typeof v === 'string' ? { module: v } : v),
+  z
+    .object({ module: moduleSpecifier, options: z.unknown().optional() }, { error: 'must be a module path or package name, or { module, options }' })
+    .strict()
+    .transform((e): PluginEntry => e),
+);
+
+export interface PluginEntry {
+  module: string;
+  options?: unknown;
+  /** Set by loadConfig: the file the entry is written in (paths resolve from it, errors point into it) and its index. */
+  from?: { file: string; index: number };
+}
+
 export const configSchema = z
   .object({
     etcd: z
@@ -108,6 +139,8 @@ export const configSchema = z
     services: z
       .record(z.string().regex(NAME_RE, 'service names must match ^[a-z0-9][a-z0-9_.-]{0,62}$'), serviceConfig)
       .default({}),
+    /** External plugins, loaded in this order after the built-in ones. */
+    plugins: z.array(pluginEntry).default([]),
   })
   .strict();
 

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { SwitchyardError } from './errors.js';
-import type { CommandDef } from './plugin.js';
+import type { CommandDef } from './plugin-api.js';
 import { fieldInfo } from './schema-info.js';
 import { usage } from './usage.js';
 

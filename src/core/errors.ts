@@ -16,6 +16,8 @@ export const ERRORS = {
   E_ACL: 'invalid acl file',
   E_UNAVAILABLE: 'backend unavailable',
   E_TIMEOUT: 'timed out',
+  /** A plugin loaded from outside the repository failed (threw a non-coded error, or could not load). */
+  E_PLUGIN: 'plugin error',
   E_INTERNAL: 'internal error',
 } as const;
 

@@ -48,3 +48,8 @@ export function withCause<T>(cause: Cause, fn: () => T): T {
 export function currentCause(): Cause | undefined {
   return ambient.getStore();
 }
+
+/** Who is behind the write being made: the ambient cause's `by`, else `fallback`. */
+export function currentActor(fallback = 'switchyard'): string {
+  return ambient.getStore()?.by ?? fallback;
+}

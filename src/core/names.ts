@@ -1,5 +1,6 @@
 import { isIPv6 } from 'node:net';
 import { z } from 'zod';
+import { MAX_WEIGHT, MIN_WEIGHT } from './registry.js';
 
 /**
  * Validation of every name and value that can reach etcd keys or haproxy.cfg. These are
@@ -95,3 +96,6 @@ export const intArg = (min: number, max: number) =>
     .regex(/^\d+$/, 'must be a whole number')
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
+
+/** An HAProxy weight argument (0–256). */
+export const weightArg = intArg(MIN_WEIGHT, MAX_WEIGHT).describe('weight');

@@ -2,7 +2,17 @@
  * The registry port: what core and plugins need from etcd. The etcd adapter implements it
  * against the SPEC key layout; unit tests may use a small in-memory fake.
  */
-export type InstanceState = 'ready' | 'drain' | 'maint';
+/** The one list of instance states: ready takes traffic, drain finishes its sessions, maint takes none. */
+export const INSTANCE_STATES = ['ready', 'drain', 'maint'] as const;
+export type InstanceState = (typeof INSTANCE_STATES)[number];
+
+/** HAProxy server weights: 0 takes no new traffic, 256 is HAProxy's maximum. */
+export const MIN_WEIGHT = 0;
+export const MAX_WEIGHT = 256;
+/** An instance without a state record, or registered without --weight. */
+export const DEFAULT_WEIGHT = 100;
+
+export const isWeight = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= MIN_WEIGHT && (n as number) <= MAX_WEIGHT;
 
 export interface StateRecord {
   state: InstanceState;
@@ -79,6 +89,8 @@ export interface Registry {
   list(service?: string): Promise<Listing>;
   get(service: string, instance: string): Promise<Instance | undefined>;
   setState(service: string, instance: string, state: InstanceState, by: string): Promise<void>;
+  /** Rewrite only the weight in the state record, keeping the registration's lease. E_NOT_FOUND when not registered. */
+  setWeight(service: string, instance: string, weight: number, by: string): Promise<void>;
   getDesired(service: string): Promise<DesiredRecord | undefined>;
   setDesired(service: string, replicas: number, by: string): Promise<void>;
   /** Watch every key under the switchyard and services prefixes (or the given one). */

@@ -6,9 +6,11 @@ import { logAudit, type AuditResult, type AuditSink } from './audit.js';
 import type { Caller } from './caller.js';
 import type { Dispatcher, DispatchRequest } from './dispatch.js';
 import { SwitchyardError, type ErrorCode } from './errors.js';
+import { asReply, beforeDeadline, commandTimeoutMs } from './command-deadline.js';
 import { withCause } from './feed.js';
 import type { Metrics } from './metrics.js';
-import type { CommandContext, CommandDef, Plugin, Services } from './plugin.js';
+import type { Facades } from './facades.js';
+import type { CommandContext, CommandDef, Plugin } from './plugin-api.js';
 import type { Reply } from './reply.js';
 import { suggest } from './suggest.js';
 import { tokenize } from './tokenize.js';
@@ -16,7 +18,8 @@ import { tokenize } from './tokenize.js';
 export interface RouterDeps {
   plugins: readonly Plugin[];
   acl: AclEvaluator;
-  services: Services;
+  /** What handlers reach the world through (the same objects for every command). */
+  facades: Facades;
   log: Logger;
   audit?: AuditSink;
   metrics?: Metrics;
@@ -80,15 +83,20 @@ export class Router implements Dispatcher {
       this.authorize(caller, cmd, service);
 
       const ctx: CommandContext = {
+        ...this.deps.facades,
         caller,
         requestId,
         log: log.child({ command: cmd.name }),
-        services: this.deps.services,
         progress: (text) => req.onProgress?.(text),
         visibleCommands: () => this.visibleCommands(caller),
       };
+      // One deadline for the whole command: a plugin that hangs is cut off with a clear reply.
+      const timeoutMs = commandTimeoutMs(cmd, bound.args);
+      const deadline = { at: performance.now() + timeoutMs, ms: timeoutMs };
+      const late = (err: unknown) => log.warn({ err, command: cmd.name }, 'command failed after its deadline');
       if (cmd.needsConfirmation && !bound.yes) {
-        const why = await cmd.needsConfirmation(ctx, bound.args);
+        const confirm = cmd.needsConfirmation;
+        const why = await beforeDeadline(cmd, deadline, () => confirm(ctx, bound.args), late);
         if (why) {
           throw new SwitchyardError('E_CONFIRM_REQUIRED', `${why}: nothing was changed`, {
             details: [`to go ahead, run it again with --yes: ${req.text.trim()} --yes`],
@@ -97,7 +105,7 @@ export class Router implements Dispatcher {
       }
       // Registry writes made by the handler carry who ran which command (for the #ops feed).
       const cause = { by: caller.userId, command: cmd.name, requestId, source: caller.source };
-      const reply = await withCause(cause, () => cmd.handler(ctx, bound.args));
+      const reply = asReply(await withCause(cause, () => beforeDeadline(cmd, deadline, () => cmd.handler(ctx, bound.args), late)));
       result = reply.ok ? 'ok' : 'error';
       code = reply.code;
       return reply;

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { CommandDef } from './plugin.js';
+import type { CommandDef } from './plugin-api.js';
 import { fieldInfo } from './schema-info.js';
 
 /** `register <service> <instance> <host:port> [--ttl 30s] [--weight N]`, from the schema. */

@@ -51,6 +51,7 @@ type SchemaDef = {
   shape?: Record<string, z.ZodType>;
   innerType?: z.ZodType;
   in?: z.ZodType;
+  out?: z.ZodType;
   valueType?: z.ZodType;
   element?: z.ZodType;
   options?: readonly z.ZodType[];
@@ -62,7 +63,8 @@ const defOf = (s: z.ZodType): SchemaDef => (s as unknown as { _zod: { def: Schem
 function peel(schema: z.ZodType, depth = 0): z.ZodType[] {
   if (depth > 16) return [];
   const def = defOf(schema);
-  const inner = def.innerType ?? def.in ?? def.getter?.();
+  // A preprocess is a pipe from a transform: the keys are those of what it feeds.
+  const inner = def.innerType ?? (def.in && defOf(def.in).type === 'transform' ? def.out : def.in) ?? def.getter?.();
   if (inner) return peel(inner, depth + 1);
   if (def.type === 'union' && def.options) return def.options.flatMap((o) => peel(o, depth + 1));
   return [schema];
@@ -99,4 +101,19 @@ export async function loadYamlFile<S extends z.ZodType>(file: string, schema: S)
     return { ok: false, errors: [`${file}:1: cannot read: ${code ?? String(e)}`], ...(code === 'ENOENT' ? { missing: true } : {}) };
   }
   return parseYaml(text, file, schema);
+}
+
+/**
+ * Line numbers for paths in a YAML file that was already validated, for errors found later
+ * (a plugin's options, checked by the plugin's own schema): `(path) => line`, the nearest
+ * existing node along the path. A file that cannot be read or parsed answers line 1.
+ */
+export async function yamlLineLocator(file: string): Promise<(path: readonly PropertyKey[]) => number> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  return (path) => {
+    const offset = doc.errors.length ? undefined : offsetOf(doc, path);
+    return offset === undefined ? 1 : lineCounter.linePos(offset).line;
+  };
 }

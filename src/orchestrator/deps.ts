@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.js';
 import type { FeedSink } from '../core/feed.js';
 import type { Logger } from '../core/log.js';
 import type { Registry } from '../core/registry.js';
-import type { ServiceLocks, SessionCounter } from './ports.js';
+import type { ObservedHaproxy, ServiceLocks } from './ports.js';
 import type { OrchestratorSettings } from './settings.js';
 
 /** What the scaler, the death watcher and the reconciler work with. */
@@ -21,7 +21,8 @@ export interface OrchestratorDeps {
   notices: FeedSink;
   config: Config;
   settings: OrchestratorSettings;
-  sessions?: SessionCounter;
+  /** The local HAProxy, for scale-down to wait on sessions; without it a grace is waited. */
+  haproxy?: ObservedHaproxy;
   log: Logger;
 }
 

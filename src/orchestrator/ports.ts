@@ -1,6 +1,8 @@
+import type { ServerState } from '../core/facades.js';
+
 /**
  * The narrow contracts the orchestrator needs beyond the Registry and the ContainerEngine.
- * Optional members of Services: scale works without a SessionCounter (it waits a grace
+ * Optional members of the deps: scale works without an ObservedHaproxy (it waits a grace
  * instead), and a test can hand in any ServiceLocks.
  */
 
@@ -35,11 +37,15 @@ export interface ServiceLocks {
   acquire(service: string, holder: LockHolder, opts: AcquireOptions): Promise<HeldLock>;
 }
 
+/** One instance's server as the local HAProxy shows it; undefined when HAProxy does not have it. */
+export type ServerLookup = (service: string, instance: string) => Promise<ServerState | undefined>;
+
 /**
- * Current sessions of one instance as a load balancer sees them (HAProxy's scur). Scale-down
- * waits for 0 before stopping a drained container. `undefined`: not known (no agent, the
- * server is not in any backend yet); the caller then waits a short grace instead.
+ * The local HAProxy, where a drain can watch sessions end. Without one, scale-down waits a
+ * short grace instead and `drain` says it cannot observe them.
  */
-export interface SessionCounter {
-  currentSessions(service: string, instance: string): Promise<number | undefined>;
+export interface ObservedHaproxy {
+  /** Named in messages ("waiting for agent lb-1 to apply the drain"). */
+  agentId: string;
+  lookup: ServerLookup;
 }

@@ -1,6 +1,6 @@
 import { isSwitchyardError } from '../core/errors.js';
 import type { OrchestratorDeps, Progress } from './deps.js';
-import { waitDrained } from './drain.js';
+import { watchDrain } from './rotation.js';
 import { asSwitchyardError, type InstanceFailure } from './failure.js';
 import { settleAll } from './limit.js';
 import { ownedBy } from './ownership.js';
@@ -39,8 +39,8 @@ export async function retireInstances(
     }
     if (registered) {
       opts.progress(`draining ${iv.instance}`);
-      const wait = await waitDrained(deps, service, iv.instance);
-      if (wait.timedOut) opts.progress(`${iv.instance}: still ${wait.sessions} session(s) after ${Math.round(wait.waitedMs / 1000)}s of draining; stopping anyway`);
+      const stillOpen = await waitDrained(deps, service, iv.instance);
+      if (stillOpen) opts.progress(`${iv.instance}: still ${stillOpen.sessions} session(s) after ${Math.round(stillOpen.waitedMs / 1000)}s of draining; stopping anyway`);
       await registry.deregister(service, iv.instance);
     }
     for (const c of iv.containers) {
@@ -60,6 +60,23 @@ export async function retireInstances(
     else outcome.failed.push({ instance: victims[i]!.instance, error: asSwitchyardError(r.reason) });
   });
   return outcome;
+}
+
+/**
+ * After `drain` is written, wait (at most drainTimeout) until HAProxy has it out of rotation
+ * with no session left. Without a local HAProxy, wait the short drain grace: long enough for
+ * the agents to apply it and for requests in flight to finish. Returns what was still open
+ * when we stopped waiting, if anything.
+ */
+async function waitDrained(deps: OrchestratorDeps, service: string, instance: string): Promise<{ sessions: number; waitedMs: number } | undefined> {
+  const { drainTimeoutMs, drainGraceMs } = deps.settings;
+  if (!deps.haproxy) {
+    await new Promise((r) => setTimeout(r, drainGraceMs));
+    return undefined;
+  }
+  const outcome = await watchDrain(deps.haproxy.lookup, service, instance, { timeoutMs: drainTimeoutMs, applyGraceMs: drainGraceMs, agentId: deps.haproxy.agentId });
+  if (outcome.kind === 'unreadable') deps.log.debug({ service, instance, error: outcome.error }, 'could not read sessions while draining');
+  return (outcome.kind === 'open' || outcome.kind === 'not-applied') && outcome.sessions > 0 ? outcome : undefined;
 }
 
 /**

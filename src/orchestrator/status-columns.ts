@@ -1,29 +1,16 @@
-import type { ContainerInfo, ManagedContainer } from '../adapters/docker/types.js';
+import type { ContainerEngine, ContainerInfo, ManagedContainer } from '../adapters/docker/types.js';
+import type { StatusColumns } from '../core/facades.js';
 import type { Logger } from '../core/log.js';
-import type { Services } from '../core/plugin.js';
 import { asSwitchyardError } from './failure.js';
 import { restartsOf } from './naming.js';
-import { orchestratorSettings } from './settings.js';
-
-/** The container half of `status`: extra columns per instance, and rows for containers not registered. */
-export interface ContainerColumns {
-  header: string[];
-  /** Cells for a registered instance ('-' when no container of ours backs it: registered by hand). */
-  cells(service: string, instance: string): string[];
-  /** Services with containers of ours. */
-  services: string[];
-  /** Containers of a service whose instance is not among `registered`. */
-  unregistered(service: string, registered: ReadonlySet<string>): { instance: string; cells: string[] }[];
-  /** Set when the engine could not be asked. */
-  problem?: string;
-}
 
 const HEADER = ['container', 'image', 'uptime', 'restarts'];
 
-export async function containerColumns(services: Services, service: string | undefined, log: Logger): Promise<ContainerColumns | undefined> {
-  const engine = services.containers;
-  if (!engine) return undefined;
-  const { owner } = orchestratorSettings(services.config);
+/**
+ * The container half of `status`: extra columns per instance ('-' when no container of ours
+ * backs it: registered by hand), and rows for containers not registered.
+ */
+export async function containerColumns(engine: ContainerEngine, owner: string, service: string | undefined, log: Logger): Promise<StatusColumns> {
   let list: ManagedContainer[];
   try {
     list = await engine.listManaged(owner, service);

@@ -4,15 +4,11 @@
  */
 import { Etcd3 } from 'etcd3';
 import type { EtcdRegistry } from '../../src/adapters/etcd/registry.js';
-import { startLocalAgent, type LocalAgent } from '../../src/agent/local.js';
+import { startLocalAgent, type LocalAgent } from '../../src/app/local-agent.js';
 import { EtcdAgentReports } from '../../src/agent/reports.js';
 import type { Config } from '../../src/config/schema.js';
-import { nullFeed } from '../../src/core/feed.js';
-import type { Services } from '../../src/core/plugin.js';
 import type { Reply } from '../../src/core/reply.js';
-import { Router } from '../../src/core/router.js';
-import { loadPlugins } from '../../plugins/index.js';
-import { aclFrom, shellCaller } from './core.js';
+import { routerOver, shellCaller } from './core.js';
 import { sharedEtcdEndpoint, uniquePrefix, wipe } from './etcd.js';
 import { agentConfig, freePort, registryAt, startHaproxy, testLog, type TestHaproxy } from './haproxy.js';
 
@@ -41,10 +37,9 @@ export async function agentRouter(agentId: string, opts: { template?: string } =
   const port = await freePort();
   const config = agentConfig(endpoint, prefix, hap, agentId, { web: { listen: `127.0.0.1:${port}` } }, opts.template);
   const local = await startLocalAgent(config, registry, testLog, { checkInterMs: 500, removeGraceMs: 2000, statusTtlSeconds: 2, retry: { minMs: 50, maxMs: 400 } });
-  const base: Services = { registry, feed: nullFeed, config, agents: new EtcdAgentReports(registry) };
-  const router = (services: Services) => new Router({ plugins: loadPlugins(), acl: aclFrom(() => true), services, log: testLog, audit: { record: () => {} } });
-  const withAgent = router({ ...base, haproxy: local.control });
-  const withoutAgent = router(base);
+  const base = { registry, config, reports: new EtcdAgentReports(registry) };
+  const withAgent = routerOver({ ...base, local: local.control });
+  const withoutAgent = routerOver(base);
   let n = 0;
   return {
     hap,

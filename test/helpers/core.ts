@@ -2,12 +2,13 @@ import pino from 'pino';
 import type { AclEvaluator, AclRequest } from '../../src/core/acl-types.js';
 import type { AuditRecord } from '../../src/core/audit.js';
 import type { Caller } from '../../src/core/caller.js';
-import { configSchema } from '../../src/config/schema.js';
+import { configSchema, type Config } from '../../src/config/schema.js';
 import type { FeedEvent } from '../../src/core/feed.js';
 import { createMetrics } from '../../src/core/metrics.js';
 import type { Registry } from '../../src/core/registry.js';
 import { Router } from '../../src/core/router.js';
-import { loadPlugins } from '../../plugins/index.js';
+import { loadBuiltinPlugins } from '../../src/app/builtin-plugins.js';
+import { buildFacades, type FacadeSources } from '../../src/app/facades.js';
 import { MemoryRegistry } from './memory-registry.js';
 
 /** An ACL from a predicate, for unit tests that are not about ACL rules themselves. */
@@ -17,19 +18,32 @@ export const aclFrom = (allow: (r: AclRequest) => boolean): AclEvaluator => ({
 
 export const shellCaller = (userId = 'U1', channel = 'dm'): Caller => ({ userId, channel, source: 'shell' });
 
+/**
+ * A router over the built-in plugins and the app's own facades, as the runtime wires them,
+ * from whatever adapters a test has (the rest is left out, as when it is not configured).
+ */
+export function routerOver(sources: Omit<FacadeSources, 'log' | 'config' | 'feed'> & { config?: Config; feed?: FacadeSources['feed'] }, opts: { acl?: AclEvaluator; audit?: (r: AuditRecord) => void; metrics?: ReturnType<typeof createMetrics> } = {}) {
+  const log = pino({ level: 'silent' });
+  const facades = buildFacades({ feed: { publish: () => {} }, config: configSchema.parse({ etcd: {} }), ...sources, log });
+  return new Router({
+    plugins: loadBuiltinPlugins({ facades, log }),
+    acl: opts.acl ?? aclFrom(() => true),
+    facades,
+    log,
+    audit: { record: (r) => opts.audit?.(r) },
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+  });
+}
+
 /** A router over the real plugins with recording audit/feed sinks. */
 export function testRouter<R extends Registry = MemoryRegistry>(opts: { registry?: R; acl?: AclEvaluator } = {}) {
   const registry = (opts.registry ?? new MemoryRegistry()) as R;
   const audits: AuditRecord[] = [];
   const feed: FeedEvent[] = [];
   const metrics = createMetrics();
-  const router = new Router({
-    plugins: loadPlugins(),
-    acl: opts.acl ?? aclFrom(() => true),
-    services: { registry, feed: { publish: (e) => feed.push(e) }, config: configSchema.parse({ etcd: {} }) },
-    log: pino({ level: 'silent' }),
-    audit: { record: (r) => audits.push(r) },
-    metrics,
-  });
+  const router = routerOver(
+    { registry, feed: { publish: (e) => feed.push(e) } },
+    { ...(opts.acl ? { acl: opts.acl } : {}), audit: (r) => audits.push(r), metrics },
+  );
   return { router, registry, audits, feed, metrics };
 }

@@ -13,8 +13,8 @@ import { SlackFeedSink } from '../../src/adapters/slack/feed-sink.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Logger } from '../../src/core/log.js';
 import type { FeedService } from '../../src/feed/service.js';
-import { startFeedPoster } from '../../src/feed/start.js';
-import { buildRuntime, type Runtime } from '../../src/runtime.js';
+import { startFeedPoster } from '../../src/app/feed.js';
+import { buildRuntime, type Runtime } from '../../src/app/runtime.js';
 import type { SlackCall, SlackStandIn } from './slack.js';
 
 export const FEED_CHANNEL = 'C0FEED';

@@ -18,7 +18,7 @@ import { HaproxyRuntime } from '../../src/adapters/haproxy/runtime.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/adapters/etcd/registry.js';
 import type { ApplyResult } from '../../src/core/apply-result.js';
 import type { HaproxyAgent } from '../../src/agent/agent.js';
-import { createHaproxyAgent } from '../../src/agent/create.js';
+import { createHaproxyAgent } from '../../src/app/agent.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/core/log.js';
 

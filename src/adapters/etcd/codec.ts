@@ -5,18 +5,16 @@
  */
 import { z } from 'zod';
 import { parseHostPort } from '../../core/names.js';
-import type { DesiredRecord, Instance, Listing, RegistryProblem, StateRecord } from '../../core/registry.js';
+import { DEFAULT_WEIGHT, INSTANCE_STATES, MAX_WEIGHT, MIN_WEIGHT, type DesiredRecord, type Instance, type Listing, type RegistryProblem, type StateRecord } from '../../core/registry.js';
 import type { KeyLayout } from './keys.js';
 
-/** HAProxy's server weight range. */
-export const MAX_WEIGHT = 256;
-export const DEFAULT_WEIGHT = 100;
+export { DEFAULT_WEIGHT, MAX_WEIGHT };
 
 // state and weight drive routing and are checked strictly; by/at are informational, so a
 // hand-fixed value with another time format is accepted rather than flagged.
 export const stateRecordSchema = z.object({
-  state: z.enum(['ready', 'drain', 'maint']),
-  weight: z.number().int().min(0).max(MAX_WEIGHT),
+  state: z.enum(INSTANCE_STATES),
+  weight: z.number().int().min(MIN_WEIGHT).max(MAX_WEIGHT),
   by: z.string(),
   at: z.string(),
 });

@@ -3,17 +3,19 @@ import type { Config } from '../../config/schema.js';
 import { SwitchyardError } from '../../core/errors.js';
 import { createLogger, type Logger } from '../../core/log.js';
 import { NAME_RE, parseHostPort } from '../../core/names.js';
-import type {
-  DesiredRecord,
-  EtcdHealth,
-  Instance,
-  InstanceState,
-  Listing,
-  RegisterOptions,
-  Registry,
-  StateRecord,
-  WatchHandle,
-  WatchHandlers,
+import {
+  type DesiredRecord,
+  type EtcdHealth,
+  type Instance,
+  type InstanceState,
+  INSTANCE_STATES,
+  isWeight,
+  type Listing,
+  type RegisterOptions,
+  type Registry,
+  type StateRecord,
+  type WatchHandle,
+  type WatchHandlers,
 } from '../../core/registry.js';
 import { causeOp } from './attribution.js';
 import { createEtcdClient, resolveEtcdSettings, type EtcdClientOptions, type EtcdConfig, type EtcdSettings, type LeaseKeepingEtcd3 } from './client.js';
@@ -48,7 +50,6 @@ export interface EtcdRegistryOptions {
 
 /** Read-modify-write attempts before a key that keeps changing is reported as a conflict. */
 const CAS_ATTEMPTS = 5;
-const STATES: readonly InstanceState[] = ['ready', 'drain', 'maint'];
 const MAX_REPLICAS = 10_000;
 
 function badArgs(message: string): never {
@@ -129,7 +130,7 @@ export class EtcdRegistry implements Registry {
     if (typeof parsed === 'string') badArgs(`address ${JSON.stringify(address)} is invalid: ${parsed}`);
     checkBy(opts.by);
     const { weight, ttlMs } = opts;
-    if (weight !== undefined && !(Number.isInteger(weight) && weight >= 0 && weight <= MAX_WEIGHT)) {
+    if (weight !== undefined && !isWeight(weight)) {
       badArgs(`weight must be a whole number 0-${MAX_WEIGHT}, got ${weight}`);
     }
     if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs > 0)) badArgs(`ttl must be a positive duration, got ${ttlMs}ms`);
@@ -231,7 +232,7 @@ export class EtcdRegistry implements Registry {
   private async setStateNow(service: string, instance: string, state: InstanceState, by: string): Promise<void> {
     checkName('service', service);
     checkName('instance', instance);
-    if (!STATES.includes(state)) badArgs(`state must be one of ${STATES.join(', ')}, got ${JSON.stringify(state)}`);
+    if (!INSTANCE_STATES.includes(state)) badArgs(`state must be one of ${INSTANCE_STATES.join(', ')}, got ${JSON.stringify(state)}`);
     checkBy(by);
     const action = `setting ${service}/${instance} to ${state}`;
     const svcKey = this.layout.serviceKey(service, instance);
@@ -254,6 +255,41 @@ export class EtcdRegistry implements Registry {
       if (ok) return;
     }
     throw new SwitchyardError('E_CONFLICT', `${service}/${instance} kept changing while setting its state; try again`);
+  }
+
+  async setWeight(service: string, instance: string, weight: number, by: string): Promise<void> {
+    return this.operation(() => this.setWeightNow(service, instance, weight, by));
+  }
+
+  /**
+   * Only the state key is rewritten, on the lease the address key already has: re-registering
+   * would grant a fresh lease (or none), silently dropping a TTL registration's.
+   */
+  private async setWeightNow(service: string, instance: string, weight: number, by: string): Promise<void> {
+    checkName('service', service);
+    checkName('instance', instance);
+    if (!isWeight(weight)) badArgs(`weight must be a whole number 0-${MAX_WEIGHT}, got ${weight}`);
+    checkBy(by);
+    const action = `setting the weight of ${service}/${instance} to ${weight}`;
+    const svcKey = this.layout.serviceKey(service, instance);
+    const stKey = this.layout.stateKey(service, instance);
+    for (let attempt = 1; attempt <= CAS_ATTEMPTS; attempt++) {
+      const [svcKv, stKv] = await this.readKeys([svcKey, stKey], action);
+      if (!svcKv) throw new SwitchyardError('E_NOT_FOUND', `${service}/${instance} is not registered`);
+      const prev = stKv ? decodeState(stKv.value.toString()) : undefined;
+      const record: StateRecord = {
+        state: prev && !isProblem(prev) ? prev.state : 'ready',
+        weight,
+        by,
+        at: this.now().toISOString(),
+      };
+      const ok = await this.txn(action, [unchanged(svcKey, svcKv), unchanged(stKey, stKv)], [
+        causeOp(this.layout, by, this.now(), leaseOf(svcKv)),
+        putOp(stKey, encodeState(record), leaseOf(svcKv)),
+      ]);
+      if (ok) return;
+    }
+    throw new SwitchyardError('E_CONFLICT', `${service}/${instance} kept changing while setting its weight; try again`);
   }
 
   async getDesired(service: string): Promise<DesiredRecord | undefined> {

@@ -6,11 +6,10 @@
 import type { Config, ServiceConfig } from '../../config/schema.js';
 import { SwitchyardError } from '../../core/errors.js';
 import { NAME_RE, parseHostPort } from '../../core/names.js';
-import type { InstanceState, Listing, RegistryProblem } from '../../core/registry.js';
+import { DEFAULT_WEIGHT, INSTANCE_STATES, isWeight, MAX_WEIGHT, type InstanceState, type Listing, type RegistryProblem } from '../../core/registry.js';
 import { formatAddress } from './runtime.js';
 
-export const DEFAULT_WEIGHT = 100;
-export const MAX_WEIGHT = 256;
+export { DEFAULT_WEIGHT, MAX_WEIGHT };
 
 export interface ModelServer {
   service: string;
@@ -162,7 +161,7 @@ export function buildModel(
     }
     const state = inst.state?.state ?? 'ready';
     const weight = inst.state?.weight ?? DEFAULT_WEIGHT;
-    if (!['ready', 'drain', 'maint'].includes(state) || !Number.isInteger(weight) || weight < 0 || weight > MAX_WEIGHT) {
+    if (!INSTANCE_STATES.includes(state) || !isWeight(weight)) {
       problems.push({ key, problem: `state ${JSON.stringify(inst.state)} is invalid (state ready|drain|maint, weight 0-${MAX_WEIGHT})` });
       continue;
     }

@@ -3,6 +3,7 @@
  * captured output.
  */
 import { SwitchyardError } from '../../core/errors.js';
+import type { InstanceState } from '../../core/registry.js';
 
 /** Bits of srv_admin_state (HAProxy's SRV_ADMF_*). */
 export const ADMIN = {
@@ -37,7 +38,7 @@ export interface ServerStateRow {
   fqdn?: string;
 }
 
-export type AdminMode = 'ready' | 'drain' | 'maint';
+export type AdminMode = InstanceState;
 
 /** The administrative state HAProxy holds for a server, in switchyard's terms. */
 export function adminModeOf(row: Pick<ServerStateRow, 'adminState'>): AdminMode {

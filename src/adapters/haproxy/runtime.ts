@@ -8,6 +8,7 @@
  */
 import { SwitchyardError, type ErrorCode } from '../../core/errors.js';
 import { NAME_RE } from '../../core/names.js';
+import type { InstanceState } from '../../core/registry.js';
 import { exchange, exchangeMany, type ExchangeOptions } from './socket.js';
 import {
   parseInfo,
@@ -17,7 +18,7 @@ import {
   type StatRow,
 } from './runtime-parse.js';
 
-export type RuntimeState = 'ready' | 'drain' | 'maint';
+export type RuntimeState = InstanceState;
 
 export interface AddServerOptions {
   weight: number;

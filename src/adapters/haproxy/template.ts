@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import type { InstanceState } from '../../core/registry.js';
 import Handlebars from 'handlebars';
 import { SwitchyardError } from '../../core/errors.js';
 import type { HaproxyModel } from './model.js';
@@ -49,7 +50,7 @@ function templateError(path: string, err: unknown, what: string): SwitchyardErro
 
 /** A model exercising every branch of a typical template, for the compile-time trial render. */
 function sampleData(): TemplateData {
-  const server = (name: string, state: 'ready' | 'drain' | 'maint') => ({
+  const server = (name: string, state: InstanceState) => ({
     service: 'sample',
     name,
     host: '127.0.0.1',

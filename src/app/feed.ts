@@ -11,8 +11,8 @@ import type { EtcdRegistry } from '../adapters/etcd/registry.js';
 import type { FeedSink } from '../core/feed.js';
 import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
-import { FeedService, type ChangeQueue } from './service.js';
-import { startFeedTail, type FeedTail } from './tail.js';
+import { FeedService, type ChangeQueue } from '../feed/service.js';
+import { startFeedTail, type FeedTail } from '../feed/tail.js';
 
 export interface FeedPosterOptions {
   registry: EtcdRegistry;

@@ -5,8 +5,8 @@
 import type { EtcdRegistry } from '../adapters/etcd/registry.js';
 import { SwitchyardError } from '../core/errors.js';
 import type { Config } from '../config/schema.js';
-import { defaultAgentId, HaproxyAgent, type AgentOptions } from './agent.js';
-import { EtcdAgentStatusStore } from './status-store.js';
+import { defaultAgentId, HaproxyAgent, type AgentOptions } from '../agent/agent.js';
+import { EtcdAgentStatusStore } from '../agent/status-store.js';
 
 export interface CreateAgentOptions extends Omit<AgentOptions, 'config' | 'registry' | 'status'> {
   /** Lease TTL of the agent's status key. Default 10 s. */

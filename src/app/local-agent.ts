@@ -9,9 +9,9 @@ import { loadTemplate } from '../adapters/haproxy/template.js';
 import type { Config } from '../config/schema.js';
 import { isSwitchyardError, SwitchyardError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { defaultAgentId, type HaproxyAgent } from './agent.js';
-import { agentControl, type HaproxyControl } from './control.js';
-import { createHaproxyAgent, type CreateAgentOptions } from './create.js';
+import { defaultAgentId, type HaproxyAgent } from '../agent/agent.js';
+import { agentControl, type HaproxyControl } from '../agent/control.js';
+import { createHaproxyAgent, type CreateAgentOptions } from './agent.js';
 
 export interface LocalAgent {
   readonly control: HaproxyControl;

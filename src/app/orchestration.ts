@@ -1,19 +1,20 @@
+/**
+ * Docker orchestration's adapters for a config with `docker:` (the runtime calls this;
+ * nothing connects until first used, so a Docker engine that is down does not stop start-up).
+ */
 import { createDockerEngine } from '../adapters/docker/engine.js';
 import { resolveDockerHost } from '../adapters/docker/host.js';
 import type { EtcdRegistry } from '../adapters/etcd/registry.js';
 import { HaproxyRuntime } from '../adapters/haproxy/runtime.js';
+import { defaultAgentId } from '../agent/agent.js';
+import { serverLookup } from '../agent/routing.js';
 import type { Config } from '../config/schema.js';
 import type { FeedSink } from '../core/feed.js';
 import type { Logger } from '../core/log.js';
-import type { OrchestratorDeps } from './deps.js';
-import { HaproxySessionCounter } from './haproxy-sessions.js';
-import { EtcdServiceLocks } from './lock.js';
-import { orchestratorSettings } from './settings.js';
+import type { OrchestratorDeps } from '../orchestrator/deps.js';
+import { EtcdServiceLocks } from '../orchestrator/lock.js';
+import { orchestratorSettings } from '../orchestrator/settings.js';
 
-/**
- * The orchestrator's adapters for a config with `docker:` (the composition root calls this;
- * nothing connects until first used, so a Docker engine that is down does not stop start-up).
- */
 export function buildOrchestration(opts: { config: Config; registry: EtcdRegistry; feed: FeedSink; log: Logger }): OrchestratorDeps {
   const { config, registry, feed } = opts;
   const log = opts.log.child({ component: 'orchestrator' });
@@ -25,8 +26,11 @@ export function buildOrchestration(opts: { config: Config; registry: EtcdRegistr
     endpoints: config.etcd.endpoints,
     log,
   });
-  // With an HAProxy on this host (haproxy:), scale-down waits for its sessions to reach 0.
-  const sessions = config.haproxy ? new HaproxySessionCounter(new HaproxyRuntime(config.haproxy.adminSocket, { timeoutMs: 2000 })) : undefined;
+  // With an HAProxy on this host (haproxy:), scale-down waits for its sessions to end; read
+  // from the admin socket, so it works whether or not this process runs the agent.
+  const h = config.haproxy;
+  const runtime = h && new HaproxyRuntime(h.adminSocket, { timeoutMs: 2000 });
+  const haproxy = h && runtime ? { agentId: h.agentId ?? defaultAgentId(), lookup: serverLookup(() => runtime.showStat()) } : undefined;
   const notices: FeedSink = { publish: (e) => log.info({ kind: e.kind }, e.text) };
-  return { registry, engine, locks, feed, notices, config, settings, log, ...(sessions ? { sessions } : {}) };
+  return { registry, engine, locks, feed, notices, config, settings, log, ...(haproxy ? { haproxy } : {}) };
 }

@@ -14,12 +14,12 @@ import { SwitchyardError } from '../core/errors.js';
 import { describeProblem } from '../core/quote.js';
 import type { Logger } from '../core/log.js';
 import { SHUTDOWN_IO_MS, shutDown, stopSignal } from '../core/shutdown.js';
-import { defaultAgentId, HaproxyAgent } from './agent.js';
-import { checkText } from './control.js';
-import { renderCandidate } from './candidate.js';
-import { formatApplyResult } from './format.js';
-import { startLocalAgent } from './local.js';
-import { MemoryAgentStatusStore } from './status-store.js';
+import { defaultAgentId, HaproxyAgent } from '../agent/agent.js';
+import { checkText } from '../agent/control.js';
+import { renderCandidate } from '../agent/candidate.js';
+import { formatApplyResult } from '../agent/format.js';
+import { startLocalAgent } from './local-agent.js';
+import { MemoryAgentStatusStore } from '../agent/status-store.js';
 
 export interface Io {
   out(text: string): void;
