@@ -104,7 +104,9 @@ async function overSocket(): Promise<number[]> {
             resolve(ms);
           },
         });
-        socket.send(JSON.stringify({ envelope_id: id, type: 'slash_commands', accepts_response_payload: true, payload: payload(responseBase, text, round, i) }));
+        socket.send(
+          JSON.stringify({ envelope_id: id, type: 'slash_commands', accepts_response_payload: true, payload: payload(responseBase, text, round, i) }),
+        );
       });
     });
   } finally {

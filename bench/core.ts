@@ -69,7 +69,15 @@ async function ackOverHttp(configPath: string, standIn: SlackStandIn): Promise<n
   const serve = startServe(configPath, { PORT: String(port), SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: standIn.apiUrl });
   try {
     await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.ok === true, 30_000, 'serve (HTTP) to be healthy');
-    return await runLoad(['http', `http://127.0.0.1:${port}/slack/events`, SECRET, standIn.responseUrl(''), 'register ack a-{i} 10.8.0.1:80', ROUNDS, CONCURRENCY]);
+    return await runLoad([
+      'http',
+      `http://127.0.0.1:${port}/slack/events`,
+      SECRET,
+      standIn.responseUrl(''),
+      'register ack a-{i} 10.8.0.1:80',
+      ROUNDS,
+      CONCURRENCY,
+    ]);
   } finally {
     await stopServe(serve);
   }
@@ -113,7 +121,17 @@ async function ackSeenSetAB(configPath: string, standIn: SlackStandIn): Promise<
     });
     try {
       const { port } = await slack.start();
-      out[kind].push(...(await runLoad(['http', `http://127.0.0.1:${port}/slack/events`, SECRET, standIn.responseUrl(''), `register ab-${kind} x-{i} 10.8.0.3:80`, '5', CONCURRENCY])));
+      out[kind].push(
+        ...(await runLoad([
+          'http',
+          `http://127.0.0.1:${port}/slack/events`,
+          SECRET,
+          standIn.responseUrl(''),
+          `register ab-${kind} x-{i} 10.8.0.3:80`,
+          '5',
+          CONCURRENCY,
+        ])),
+      );
     } finally {
       await slack.stop();
       await runtime.close();
@@ -131,10 +149,14 @@ async function healthWithoutSlack(configPath: string): Promise<number[]> {
     const serve = startServe(configPath, { PORT: String(port), SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: `http://127.0.0.1:${await freePort()}/api/` });
     try {
       let status = 0;
-      await waitFor(async () => {
-        status = (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status ?? 0;
-        return status !== 0;
-      }, 30_000, 'serve to answer /healthz');
+      await waitFor(
+        async () => {
+          status = (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status ?? 0;
+          return status !== 0;
+        },
+        30_000,
+        'serve to answer /healthz',
+      );
       if (status !== 503) throw new Error(`/healthz answered ${status} while Slack was unreachable`);
       samples.push(performance.now() - started);
     } finally {
@@ -155,7 +177,12 @@ async function main() {
     await writeFile(configPath, `etcd:\n  endpoints: [${etcd.endpoint}]\nacl:\n  path: ./acl.yaml\n`);
 
     // 1. Router throughput: 1,000 register commands, 50 in flight (like a busy channel).
-    const runtime = await buildRuntime({ config: await loadConfig(configPath, {}), secrets: {}, log: pino({ level: 'silent' }, { write: () => {} }), feed: { publish: () => {} } });
+    const runtime = await buildRuntime({
+      config: await loadConfig(configPath, {}),
+      secrets: {},
+      log: pino({ level: 'silent' }, { write: () => {} }),
+      feed: { publish: () => {} },
+    });
     const total = 1000;
     let next = 0;
     const t0 = performance.now();
@@ -163,7 +190,10 @@ async function main() {
       Array.from({ length: 50 }, async () => {
         while (next < total) {
           const i = next++;
-          const r = await runtime.router.dispatch({ text: `register bench b-${i} 10.9.${i >> 8}.${i & 255}:80`, caller: { userId: USER, channel: 'dm', source: 'shell' } });
+          const r = await runtime.router.dispatch({
+            text: `register bench b-${i} 10.9.${i >> 8}.${i & 255}:80`,
+            caller: { userId: USER, channel: 'dm', source: 'shell' },
+          });
           if (!r.ok) throw new Error(`register failed: ${r.summary}`);
         }
       }),
@@ -186,14 +216,44 @@ async function main() {
       '01-core',
       'Core: router throughput, Slack ack latency with etcd de-duplication, start-up without Slack (issues 2, 8)',
       [
-        { metric: `${total} register commands through the router (50 in flight), real etcd`, value: `${fmt(perSec, 0)} commands/s (${fmt(seconds, 2)} s)`, target: '≥ 500/s', pass: perSec >= 500 },
-        { metric: `Slack ack over HTTP, bursts of 50 concurrent signed /ops register, etcd de-duplication in the path (n=${http.n}) p50`, value: `${fmt(http.p50)} ms`, target: '—', pass: undefined },
+        {
+          metric: `${total} register commands through the router (50 in flight), real etcd`,
+          value: `${fmt(perSec, 0)} commands/s (${fmt(seconds, 2)} s)`,
+          target: '≥ 500/s',
+          pass: perSec >= 500,
+        },
+        {
+          metric: `Slack ack over HTTP, bursts of 50 concurrent signed /ops register, etcd de-duplication in the path (n=${http.n}) p50`,
+          value: `${fmt(http.p50)} ms`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: 'Slack ack over HTTP p99', value: `${fmt(http.p99)} ms (max ${fmt(http.max)})`, target: '≤ 50 ms', pass: http.p99 <= 50 },
-        { metric: `Slack ack over Socket Mode, bursts of 50 concurrent slash_commands envelopes, same path (n=${socket.n}) p50`, value: `${fmt(socket.p50)} ms`, target: '—', pass: undefined },
+        {
+          metric: `Slack ack over Socket Mode, bursts of 50 concurrent slash_commands envelopes, same path (n=${socket.n}) p50`,
+          value: `${fmt(socket.p50)} ms`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: 'Slack ack over Socket Mode p99', value: `${fmt(socket.p99)} ms (max ${fmt(socket.max)})`, target: '≤ 50 ms', pass: socket.p99 <= 50 },
-        { metric: `Same HTTP load against the Slack app in-process, interleaved A/B (n=${abEtcd.n} each): etcd seen-set p50 / p99`, value: `${fmt(abEtcd.p50)} / ${fmt(abEtcd.p99)} ms`, target: '—', pass: undefined },
-        { metric: '… in-memory seen-set (no etcd before the ack) p50 / p99', value: `${fmt(abMemory.p50)} / ${fmt(abMemory.p99)} ms`, target: '—', pass: undefined },
-        { metric: `\`serve\` spawned → /healthz answers 503 while Slack is unreachable (n=${health.n}) p50 / max`, value: `${fmt(health.p50, 0)} / ${fmt(health.max, 0)} ms`, target: '≤ 2000 ms', pass: health.max <= 2000 },
+        {
+          metric: `Same HTTP load against the Slack app in-process, interleaved A/B (n=${abEtcd.n} each): etcd seen-set p50 / p99`,
+          value: `${fmt(abEtcd.p50)} / ${fmt(abEtcd.p99)} ms`,
+          target: '—',
+          pass: undefined,
+        },
+        {
+          metric: '… in-memory seen-set (no etcd before the ack) p50 / p99',
+          value: `${fmt(abMemory.p50)} / ${fmt(abMemory.p99)} ms`,
+          target: '—',
+          pass: undefined,
+        },
+        {
+          metric: `\`serve\` spawned → /healthz answers 503 while Slack is unreachable (n=${health.n}) p50 / max`,
+          value: `${fmt(health.p50, 0)} / ${fmt(health.max, 0)} ms`,
+          target: '≤ 2000 ms',
+          pass: health.max <= 2000,
+        },
       ],
       [
         '`npm run bench -- core` (bench/core.ts); `node dist/src/cli.js serve`; etcd 3.4 on loopback with a fresh data dir; Slack Web API a local stand-in; load from a separate process (bench/ack-load.ts).',

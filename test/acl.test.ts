@@ -215,8 +215,10 @@ describe('acl.yaml validation', () => {
     expect(errors[1]).toMatch(/^acl\.yaml:4: rules\.0\.channels\.0: "#ops" looks like a channel name/);
   });
 
-  it('refuses unknown keys in a rule', () => {
-    expect(errorsOf(`rules:\n  - allow: [help]\n    users: ["*"]\n    service: [web]\n`)[0]).toMatch(/^acl\.yaml:2: rules\.0: .*service/);
+  it('refuses unknown keys in a rule at the unknown key’s own line, with the fix', () => {
+    expect(errorsOf(`rules:\n  - allow: [help]\n    users: ["*"]\n    service: [web]\n`)[0]).toBe(
+      'acl.yaml:4: rules.0.service: unknown key; did you mean "services"? (rename it)',
+    );
   });
 
   it('requires rules: so a truncated file is an error, not deny-all', () => {

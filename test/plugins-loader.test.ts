@@ -10,11 +10,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkPlugins } from '../src/app/plugin-check.js';
+import { makePluginApi } from '../src/app/builtin-plugins.js';
+import { checkPlugins, offlineFacades } from '../src/app/plugin-check.js';
+import { loadPlugins } from '../src/app/plugin-loader.js';
 import { apiVersionProblem } from '../src/app/plugin-shape.js';
 import { loadConfig } from '../src/config/load.js';
-import { isSwitchyardError, SwitchyardError } from '../src/core/errors.js';
-import { PLUGIN_API_VERSION } from '../src/core/plugin-api.js';
+import { isSwitchyardError, type SwitchyardError } from '../src/core/errors.js';
+import { commandTimeoutMs } from '../src/core/command-deadline.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, PLUGIN_API_VERSION } from '../src/core/plugin-api.js';
 import { pluginSource, pluginWorkspace } from './helpers/plugins.js';
 import type { Workspace } from './helpers/workspace.js';
 
@@ -156,6 +159,38 @@ describe('plugin loader', () => {
     ws = await pluginWorkspace({ plugins: 'plugins:\n  - ./nope.js\n  - switchyard-plugin-absent\n' });
     const err = await refusal(checkPlugins(await loadConfig(ws.configPath, {}), ws.configPath, silent));
     expect(err.details[0]).toBe(`${ws.configPath}:${lineOf(await readFile(ws.configPath, 'utf8'), './nope.js')}: plugins.0 (./nope.js): cannot load the module: no such file: ${join(ws.dir, 'nope.js')}`);
+  });
+
+  it('calls start hooks once in load order and stop hooks in reverse, a hanging one cut off at the budget', async () => {
+    const hooks = (name: string, stop: string) => `globalThis.hookCalls ??= [];
+export default (api) => ({ name: '${name}', commands: [],
+  start() { globalThis.hookCalls.push('start ${name}'); },
+  stop() { globalThis.hookCalls.push('stop ${name}'); ${stop} } });
+`;
+    ws = await pluginWorkspace({
+      plugins: 'plugins:\n  - ./first.mjs\n  - ./second.mjs\n',
+      files: { 'first.mjs': hooks('first', ''), 'second.mjs': hooks('second', 'return new Promise(() => {});') },
+    });
+    const config = await loadConfig(ws.configPath, {});
+    const loaded = await loadPlugins({ builtins: [], entries: config.plugins, makeApi: makePluginApi(offlineFacades(), silent), log: silent });
+    await loaded.start();
+    await loaded.start();
+    const calls = (globalThis as { hookCalls?: string[] }).hookCalls;
+    expect(calls).toEqual(['start first', 'start second']);
+    const began = Date.now();
+    await loaded.stop(200);
+    // Liveness bound (the budget is 200 ms): the hanging hook did not hold the shutdown.
+    expect(Date.now() - began).toBeLessThan(5000);
+    expect(calls).toEqual(['start first', 'start second', 'stop second', 'stop first']);
+  });
+
+  it('takes a command’s timeout from its figure or its arguments, else the default', () => {
+    expect(commandTimeoutMs({ name: 'a' }, {})).toBe(DEFAULT_COMMAND_TIMEOUT_MS);
+    expect(commandTimeoutMs({ name: 'a', timeoutMs: 300 }, {})).toBe(300);
+    const byArgs = { name: 'drain', timeoutMs: ((a: { timeout: number }) => a.timeout + 1000) as (args: never) => number };
+    expect(commandTimeoutMs(byArgs, { timeout: 5000 })).toBe(6000);
+    // A plugin's function returning nonsense does not switch the cut-off off.
+    expect(commandTimeoutMs({ name: 'a', timeoutMs: (() => Number.NaN) as (args: never) => number }, {})).toBe(DEFAULT_COMMAND_TIMEOUT_MS);
   });
 
   it('checks API ranges with semver', () => {

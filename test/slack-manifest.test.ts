@@ -11,7 +11,11 @@ import { EVENTS_PATH } from '../src/adapters/slack/front.js';
 interface Manifest {
   features: { slash_commands: { command: string; url?: string }[] };
   oauth_config: { scopes: { bot: string[] } };
-  settings: { event_subscriptions: { request_url?: string; bot_events: string[] }; interactivity: { is_enabled: boolean; request_url?: string }; socket_mode_enabled: boolean };
+  settings: {
+    event_subscriptions: { request_url?: string; bot_events: string[] };
+    interactivity: { is_enabled: boolean; request_url?: string };
+    socket_mode_enabled: boolean;
+  };
 }
 
 const load = async (name: string) => parse(await readFile(fileURLToPath(new URL(`../${name}`, import.meta.url)), 'utf8')) as Manifest;

@@ -106,7 +106,11 @@ describe('renderReply', () => {
   });
 
   it('splits long details over sections and cuts an endless single line', () => {
-    const { blocks } = renderReply({ ok: true, summary: 's', details: ['x'.repeat(10_000), ...Array.from({ length: 400 }, (_, i) => `line ${i} ${'y'.repeat(40)}`)] });
+    const { blocks } = renderReply({
+      ok: true,
+      summary: 's',
+      details: ['x'.repeat(10_000), ...Array.from({ length: 400 }, (_, i) => `line ${i} ${'y'.repeat(40)}`)],
+    });
     expect(blocks.length).toBeLessThanOrEqual(LIMITS.blocks);
     for (const t of texts(blocks)) expect(t.length).toBeLessThanOrEqual(LIMITS.sectionText);
     expect(texts(blocks).join('\n')).toContain('line 399');
@@ -187,7 +191,11 @@ describe('requestIdentity', () => {
     expect(event.keys[0]).toBe('event/Ev0ABC');
     expect(event.keys[1]).toMatch(/^sig\/[0-9a-f]{64}$/);
     expect(event.keys[1]).not.toContain('ab'.repeat(32));
-    expect(requestIdentity({ command: '/ops', trigger_id: '123.456.abc' })).toMatchObject({ requestId: '123.456.abc', kind: 'command', keys: ['trigger/123.456.abc'] });
+    expect(requestIdentity({ command: '/ops', trigger_id: '123.456.abc' })).toMatchObject({
+      requestId: '123.456.abc',
+      kind: 'command',
+      keys: ['trigger/123.456.abc'],
+    });
     expect(requestIdentity({ type: 'block_actions', trigger_id: '9.9' }).kind).toBe('interaction');
     // Ids outside Slack's alphabet never become raw key segments.
     const odd = requestIdentity({ event_id: '../../services/web/x' });

@@ -140,10 +140,18 @@ describe('exactly once per Slack request across replicas and restarts (real etcd
   it('refuses to run a request when etcd cannot say whether it is new', async () => {
     const dead = await startReplica({ configPath: ws.configPath, standIn, feed: false, slack: true, log, endpoints: ['http://127.0.0.1:1'] });
     try {
-      const res = await postSlashCommand(dead.events, SIGNING_SECRET, { text: 'register web web-dead 10.0.0.9:80', user_id: ONCALL, channel_id: OPS_CHANNEL, response_url: standIn.responseUrl('dead'), trigger_id: '77.77.dead' });
+      const res = await postSlashCommand(dead.events, SIGNING_SECRET, {
+        text: 'register web web-dead 10.0.0.9:80',
+        user_id: ONCALL,
+        channel_id: OPS_CHANNEL,
+        response_url: standIn.responseUrl('dead'),
+        trigger_id: '77.77.dead',
+      });
       expect(res.status).toBe(200);
       expect(res.json).toMatchObject({ response_type: 'ephemeral', text: expect.stringContaining('did not run it; nothing was changed') });
-      expect(lines.some((l) => l.msg === 'could not check whether a Slack request already ran; it was not executed' && l.requestId === '77.77.dead')).toBe(true);
+      expect(lines.some((l) => l.msg === 'could not check whether a Slack request already ran; it was not executed' && l.requestId === '77.77.dead')).toBe(
+        true,
+      );
       expect(audits('77.77.dead')).toHaveLength(0);
     } finally {
       await dead.stop();
@@ -153,7 +161,12 @@ describe('exactly once per Slack request across replicas and restarts (real etcd
   it('runs a replayed Confirm press once, whichever replica the copies reach', async () => {
     const reg = await a.runtime.router.dispatch({ text: 'register db db-1 10.0.0.3:5432', caller: { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' } });
     expect(reg.ok).toBe(true);
-    await postSlashCommand(a.events, SIGNING_SECRET, { text: 'deregister db db-1', user_id: ONCALL, channel_id: OPS_CHANNEL, response_url: standIn.responseUrl('ask') });
+    await postSlashCommand(a.events, SIGNING_SECRET, {
+      text: 'deregister db db-1',
+      user_id: ONCALL,
+      channel_id: OPS_CHANNEL,
+      response_url: standIn.responseUrl('ask'),
+    });
     const ask = await waitResponse('ask', (c) => JSON.stringify(c.body.blocks ?? []).includes(CONFIRM_ACTION));
     const actions = (ask.body.blocks as { type: string; elements?: { action_id: string; value: string }[] }[]).find((blk) => blk.type === 'actions')!;
     const value = actions.elements!.find((e) => e.action_id === CONFIRM_ACTION)!.value;

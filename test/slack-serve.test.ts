@@ -67,7 +67,15 @@ describe('serve started while Slack is unreachable (process, real etcd, Socket M
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('SLACK_')) delete env[k];
     child = spawn(process.execPath, [BIN, 'serve', '--config', ws.configPath], {
-      env: { ...env, HOST: '127.0.0.1', PORT: String(port), SLACK_BOT_TOKEN: 'xoxb-serve', SLACK_APP_TOKEN: APP_TOKEN, SLACK_API_URL: `http://127.0.0.1:${apiPort}/api/`, LOG_LEVEL: 'info' },
+      env: {
+        ...env,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        SLACK_BOT_TOKEN: 'xoxb-serve',
+        SLACK_APP_TOKEN: APP_TOKEN,
+        SLACK_API_URL: `http://127.0.0.1:${apiPort}/api/`,
+        LOG_LEVEL: 'info',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -79,11 +87,15 @@ describe('serve started while Slack is unreachable (process, real etcd, Socket M
     exited = new Promise((resolve) => child!.on('exit', (code) => resolve(code)));
 
     let first: Response | undefined;
-    await until(`serve to answer /healthz (stderr so far: ${stderr.slice(-500)})`, async () => {
-      if (child!.exitCode !== null) throw new Error(`serve exited with ${child!.exitCode}: ${stderr}`);
-      first = await fetch(`${base}/healthz`).catch(() => undefined);
-      return first !== undefined;
-    }, 60_000);
+    await until(
+      `serve to answer /healthz (stderr so far: ${stderr.slice(-500)})`,
+      async () => {
+        if (child!.exitCode !== null) throw new Error(`serve exited with ${child!.exitCode}: ${stderr}`);
+        first = await fetch(`${base}/healthz`).catch(() => undefined);
+        return first !== undefined;
+      },
+      60_000,
+    );
     // It answered while Slack was down: listening does not wait for auth.test.
     expect(first!.status).toBe(503);
     // Measured from serve's own first line, so loading the sources (seconds with tsx on a
@@ -129,7 +141,10 @@ describe('serve started while Slack is unreachable (process, real etcd, Socket M
     expect(health.details).toMatchObject({ slack: 'ok', etcd: 'ok' });
     expect(web.api('auth.test').every((c) => c.token === 'xoxb-serve')).toBe(true);
 
-    const post = await web.waitFor((c) => c.method === 'chat.postMessage' && c.body.channel === FEED_CHANNEL && JSON.stringify(c.body).includes('web-meanwhile'), 30_000);
+    const post = await web.waitFor(
+      (c) => c.method === 'chat.postMessage' && c.body.channel === FEED_CHANNEL && JSON.stringify(c.body).includes('web-meanwhile'),
+      30_000,
+    );
     expect(post.token).toBe('xoxb-serve');
     expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^switchyard_feed_poster 1$/m);
 

@@ -48,7 +48,10 @@ describe('Socket Mode end to end (real etcd, local Socket Mode stand-in)', () =>
   const waitResponse = (id: string, predicate: (c: SlackCall) => boolean = () => true) =>
     web.waitFor((c) => c.kind === 'response' && c.method === id && predicate(c), 10_000);
   const slash = (text: string, id: string) =>
-    sm.send('slash_commands', slashCommandPayload({ text, user_id: ONCALL, channel_id: OPS_CHANNEL, response_url: web.responseUrl(id), trigger_id: `${id}.trigger` }));
+    sm.send(
+      'slash_commands',
+      slashCommandPayload({ text, user_id: ONCALL, channel_id: OPS_CHANNEL, response_url: web.responseUrl(id), trigger_id: `${id}.trigger` }),
+    );
   const version = async (service: string, instance: string) => (await ws.etcd.get(`${ws.prefixes.services}/${service}/${instance}`).exec()).kvs[0]?.version;
 
   it('connects with the app-level token, without a signing secret, and reports healthy', async () => {
@@ -77,13 +80,19 @@ describe('Socket Mode end to end (real etcd, local Socket Mode stand-in)', () =>
     const payload = eventPayload({ type: 'message', channel_type: 'im', channel: 'D0ONCALL', user: ONCALL, text: 'status web', ts: newTs() });
     const env = sm.send('events_api', payload);
     expect((await env.acked).envelopeId).toBe(env.id);
-    const post = await web.waitFor((c) => c.method === 'chat.postMessage' && c.body.channel === 'D0ONCALL' && String(c.body.text).includes('web: 1 instance'), 10_000);
+    const post = await web.waitFor(
+      (c) => c.method === 'chat.postMessage' && c.body.channel === 'D0ONCALL' && String(c.body.text).includes('web: 1 instance'),
+      10_000,
+    );
     expect(post.token).toBe('xoxb-bot');
     expect(audits(payload.event_id as string)).toHaveLength(1);
   });
 
   it('runs a Confirm press once, also when the same press arrives again in a new envelope', async () => {
-    const reg = await bot.runtime.router.dispatch({ text: 'register db db-1 10.0.0.3:5432', caller: { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' } });
+    const reg = await bot.runtime.router.dispatch({
+      text: 'register db db-1 10.0.0.3:5432',
+      caller: { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' },
+    });
     expect(reg.ok).toBe(true);
     await slash('deregister db db-1', 'sm-ask').acked;
     const ask = await waitResponse('sm-ask', (c) => JSON.stringify(c.body.blocks ?? []).includes(CONFIRM_ACTION));
@@ -109,12 +118,17 @@ describe('Socket Mode end to end (real etcd, local Socket Mode stand-in)', () =>
     const before = sm.connections;
     const inFlight = slash('register web web-2 10.0.0.2:80', 'sm-inflight');
     sm.drop();
-    const meanwhile = sm.send('events_api', eventPayload({ type: 'message', channel_type: 'im', channel: 'D0ONCALL', user: ONCALL, text: 'register web web-3 10.0.0.3:80', ts: newTs() }));
+    const meanwhile = sm.send(
+      'events_api',
+      eventPayload({ type: 'message', channel_type: 'im', channel: 'D0ONCALL', user: ONCALL, text: 'register web web-3 10.0.0.3:80', ts: newTs() }),
+    );
     await sm.waitForConnection(before + 1);
     const after = slash('register web web-4 10.0.0.4:80', 'sm-after');
     const acks = await Promise.all([inFlight.acked, meanwhile.acked, after.acked]);
     expect(acks.every((a) => a.connection === before + 1 || a.connection === before)).toBe(true);
-    await until('all three registered', async () => (await Promise.all(['web-2', 'web-3', 'web-4'].map((i) => ws.instanceValue('web', i)))).every((v) => v !== null));
+    await until('all three registered', async () =>
+      (await Promise.all(['web-2', 'web-3', 'web-4'].map((i) => ws.instanceValue('web', i)))).every((v) => v !== null),
+    );
     expect(await Promise.all(['web-2', 'web-3', 'web-4'].map((i) => version('web', i)))).toEqual(['1', '1', '1']);
     expect(audits('sm-inflight.trigger')).toHaveLength(1);
     expect(audits(meanwhile.payload.event_id as string)).toHaveLength(1);
@@ -126,7 +140,17 @@ describe('Socket Mode end to end (real etcd, local Socket Mode stand-in)', () =>
 
   it('runs a command once when its ack is lost and Slack delivers it again on the next connection', async () => {
     const before = sm.connections;
-    const env = sm.send('slash_commands', slashCommandPayload({ text: 'register web web-6 10.0.0.6:80', user_id: ONCALL, channel_id: OPS_CHANNEL, response_url: web.responseUrl('sm-lost'), trigger_id: 'sm-lost.trigger' }), { loseAck: true });
+    const env = sm.send(
+      'slash_commands',
+      slashCommandPayload({
+        text: 'register web web-6 10.0.0.6:80',
+        user_id: ONCALL,
+        channel_id: OPS_CHANNEL,
+        response_url: web.responseUrl('sm-lost'),
+        trigger_id: 'sm-lost.trigger',
+      }),
+      { loseAck: true },
+    );
     const ack = await env.acked;
     // Acknowledged on the new connection — as the duplicate it now is.
     expect(ack.connection).toBe(before + 1);

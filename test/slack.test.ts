@@ -95,7 +95,12 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
   const nonMarker = () => dispatcher.calls.filter((c) => !c.text.startsWith('status marker-'));
 
   it('refuses a bad signature with 401 and dispatches nothing', async () => {
-    const res = await postSlashCommand(events, SECRET, { text: 'status forged', user_id: 'U1', channel_id: 'C0OPS', response_url: standIn.responseUrl() }, { secret: 'not-the-secret' });
+    const res = await postSlashCommand(
+      events,
+      SECRET,
+      { text: 'status forged', user_id: 'U1', channel_id: 'C0OPS', response_url: standIn.responseUrl() },
+      { secret: 'not-the-secret' },
+    );
     expect(res.status).toBe(401);
     await processedSince();
     expect(nonMarker()).toHaveLength(0);
@@ -116,7 +121,9 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     expect(slash.status).toBe(401);
     await processedSince();
     expect(dispatcher.callsFor(text)).toHaveLength(0);
-    const line = logs.slice(logsBefore).find((l) => l.includes(`Slack request refused (401): the request timestamp is`) && l.includes(bound) && l.includes('beyond the 300 s bound'));
+    const line = logs
+      .slice(logsBefore)
+      .find((l) => l.includes(`Slack request refused (401): the request timestamp is`) && l.includes(bound) && l.includes('beyond the 300 s bound'));
     expect(line).toBeDefined();
     // By how much: the skew in seconds, within the second or two this test takes.
     const skew = (JSON.parse(line!) as { skewSec: number }).skewSec;
@@ -156,7 +163,13 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
 
   it('acknowledges a replayed slash command (same bytes) and runs it once, logging the original request id', async () => {
     const id = 'replayed-slash';
-    const first = await postSlashCommand(events, SECRET, { text: 'scale web 4', user_id: 'U123', channel_id: 'C0OPS', response_url: standIn.responseUrl(id), trigger_id: '111.222.replay' });
+    const first = await postSlashCommand(events, SECRET, {
+      text: 'scale web 4',
+      user_id: 'U123',
+      channel_id: 'C0OPS',
+      response_url: standIn.responseUrl(id),
+      trigger_id: '111.222.replay',
+    });
     expect(first.status).toBe(200);
     await standIn.waitFor((c) => c.kind === 'response' && c.method === id && c.body.text === 'did scale web 4', 5000);
     const again = await resend(first.request);
@@ -164,7 +177,9 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     expect(again.text).toBe('');
     await processedSince();
     expect(dispatcher.callsFor('scale web 4')).toHaveLength(1);
-    const dup = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'duplicate Slack request acknowledged, not executed' && l.kind === 'command');
+    const dup = logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'duplicate Slack request acknowledged, not executed' && l.kind === 'command');
     expect(dup).toMatchObject({ level: 30, requestId: '111.222.replay', duplicateOf: '111.222.replay' });
   });
 
@@ -188,10 +203,24 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
 
   it('treats /ops in the user’s DM with the bot as channel "dm" (and another D… as itself)', async () => {
     standIn.on('conversations.info', (c) =>
-      c.body.channel === 'D0BOTDM' ? { channel: { id: 'D0BOTDM', is_im: true, user: 'U123' } } : { status: 200, body: { ok: false, error: 'channel_not_found' } },
+      c.body.channel === 'D0BOTDM'
+        ? { channel: { id: 'D0BOTDM', is_im: true, user: 'U123' } }
+        : { status: 200, body: { ok: false, error: 'channel_not_found' } },
     );
-    await postSlashCommand(events, SECRET, { text: 'status in-dm', user_id: 'U123', channel_id: 'D0BOTDM', channel_name: 'directmessage', response_url: standIn.responseUrl('dm1') });
-    await postSlashCommand(events, SECRET, { text: 'status other-dm', user_id: 'U123', channel_id: 'D0OTHER', channel_name: 'directmessage', response_url: standIn.responseUrl('dm2') });
+    await postSlashCommand(events, SECRET, {
+      text: 'status in-dm',
+      user_id: 'U123',
+      channel_id: 'D0BOTDM',
+      channel_name: 'directmessage',
+      response_url: standIn.responseUrl('dm1'),
+    });
+    await postSlashCommand(events, SECRET, {
+      text: 'status other-dm',
+      user_id: 'U123',
+      channel_id: 'D0OTHER',
+      channel_name: 'directmessage',
+      response_url: standIn.responseUrl('dm2'),
+    });
     await standIn.waitFor((c) => c.method === 'dm1');
     await standIn.waitFor((c) => c.method === 'dm2');
     expect(dispatcher.callsFor('status in-dm')[0]!.caller.channel).toBe('dm');
@@ -250,7 +279,15 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     await postEvent(events, SECRET, { ...im, subtype: 'bot_message', bot_id: 'B0BOT', text: 'status self-bot', ts: newTs() });
     await postEvent(events, SECRET, { ...im, bot_id: 'B0OTHER', user: 'U0OTHERBOT', text: 'status other-bot', ts: newTs() });
     await postEvent(events, SECRET, { ...im, subtype: 'message_changed', message: { user: 'U123', text: 'status edited' }, ts: newTs() });
-    await postEvent(events, SECRET, { type: 'message', channel_type: 'channel', subtype: 'channel_join', channel: 'C0OPS', user: 'U123', text: 'joined', ts: newTs() });
+    await postEvent(events, SECRET, {
+      type: 'message',
+      channel_type: 'channel',
+      subtype: 'channel_join',
+      channel: 'C0OPS',
+      user: 'U123',
+      text: 'joined',
+      ts: newTs(),
+    });
     // A plain channel message is not a command either (only DMs and mentions are).
     await postEvent(events, SECRET, { type: 'message', channel_type: 'channel', channel: 'C0OPS', user: 'U123', text: 'status chatter', ts: newTs() });
     await processedSince();
@@ -290,7 +327,12 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
       dispatcher.delayMs = 50;
       await postEvent(events, SECRET, { type: 'app_mention', channel: 'C0UPD', user: 'U123', text: '<@U0BOT> scale api 2', ts: newTs() });
       await standIn.waitFor((c) => c.method === 'chat.postMessage' && c.body.channel === 'C0UPD' && c.body.text === 'did scale api 2');
-      expect(standIn.api('chat.postMessage').filter((c) => c.body.channel === 'C0UPD').map((c) => c.body.text)).toEqual(['working', 'did scale api 2']);
+      expect(
+        standIn
+          .api('chat.postMessage')
+          .filter((c) => c.body.channel === 'C0UPD')
+          .map((c) => c.body.text),
+      ).toEqual(['working', 'did scale api 2']);
     } finally {
       standIn.on('chat.update', (c) => ({ channel: c.body.channel, ts: c.body.ts, text: c.body.text }));
     }
@@ -388,13 +430,20 @@ describe('Slack adapter while Slack is unreachable', () => {
       const body = (await health.json()) as { ok: boolean; details: { slack: string; etcd: string } };
       expect(body.ok).toBe(false);
       expect(body.details.etcd).toBe('ok');
-      expect(body.details.slack).toMatch(new RegExp(`^unreachable since \\d{4}-\\d\\d-\\d\\dT[^ ]+Z: auth\\.test at ${apiUrl.replace(/[./]/g, '\\$&')}: .*ECONNREFUSED`));
+      expect(body.details.slack).toMatch(
+        new RegExp(`^unreachable since \\d{4}-\\d\\d-\\d\\dT[^ ]+Z: auth\\.test at ${apiUrl.replace(/[./]/g, '\\$&')}: .*ECONNREFUSED`),
+      );
       expect((await fetch(`${base}/metrics`)).status).toBe(200);
       const warn = JSON.parse(logs.find((l) => l.includes('Slack is unreachable; retrying'))!) as { level: number; reason: string; retryInMs: number };
       expect(warn.level).toBe(40);
       expect(warn.reason).toContain(`auth.test at ${apiUrl}`);
       // Slack's requests cannot be handled yet: 503 tells Slack to retry.
-      const early = await postSlashCommand(`${base}/slack/events`, SECRET, { text: 'status early', user_id: 'U1', channel_id: 'C0OPS', response_url: 'http://127.0.0.1:1/' });
+      const early = await postSlashCommand(`${base}/slack/events`, SECRET, {
+        text: 'status early',
+        user_id: 'U1',
+        channel_id: 'C0OPS',
+        response_url: 'http://127.0.0.1:1/',
+      });
       expect(early.status).toBe(503);
       expect(connected).toBe(false);
 
@@ -403,7 +452,12 @@ describe('Slack adapter while Slack is unreachable', () => {
       expect(app.connected).toBe(true);
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
       const id = 'after-connect';
-      await postSlashCommand(`${base}/slack/events`, SECRET, { text: 'status late', user_id: 'U1', channel_id: 'C0OPS', response_url: standIn.responseUrl(id) });
+      await postSlashCommand(`${base}/slack/events`, SECRET, {
+        text: 'status late',
+        user_id: 'U1',
+        channel_id: 'C0OPS',
+        response_url: standIn.responseUrl(id),
+      });
       await standIn.waitFor((c) => c.kind === 'response' && c.method === id && c.body.text === 'did status late', 5000);
       expect(dispatcher.callsFor('status early')).toHaveLength(0);
     } finally {
@@ -434,7 +488,14 @@ describe('Slack adapter while Slack is unreachable', () => {
   });
 
   it('refuses to build an HTTP receiver without a signing secret, but not a Socket Mode app', () => {
-    const base = { dispatcher: new FakeDispatcher(), log: createLogger({ level: 'silent' }), botToken: BOT_TOKEN, port: 0, metricsRegistry: new Registry(), health: async () => ({ ok: true }) };
+    const base = {
+      dispatcher: new FakeDispatcher(),
+      log: createLogger({ level: 'silent' }),
+      botToken: BOT_TOKEN,
+      port: 0,
+      metricsRegistry: new Registry(),
+      health: async () => ({ ok: true }),
+    };
     expect(() => createSlackApp(base)).toThrow(/SLACK_SIGNING_SECRET/);
     expect(() => createSlackApp({ ...base, appToken: 'xapp-1' })).not.toThrow();
   });

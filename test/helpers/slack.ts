@@ -163,13 +163,17 @@ export async function resend(req: SentRequest, url: string = req.url): Promise<P
 // The Web API stand-in
 // ---------------------------------------------------------------------------------------
 
+/** What the bot sent: arbitrary JSON that tests read field by field. */
+// biome-ignore lint/suspicious/noExplicitAny: the bot's payloads are Slack's free-form JSON
+export type SlackBody = Record<string, any>;
+
 export interface SlackCall {
   /** 'api': a Web API method; 'response': a POST to a response_url. */
   kind: 'api' | 'response';
   /** API method ("chat.postMessage") or response_url id. */
   method: string;
   /** Form or JSON body, with JSON-valued form fields (blocks, attachments) decoded. */
-  body: Record<string, any>;
+  body: SlackBody;
   /** Bearer token or `token` field, so tests can check which token was used. */
   token?: string;
   at: number;
@@ -337,13 +341,13 @@ async function readBody(req: IncomingMessage): Promise<string> {
 }
 
 /** The Web API client sends form bodies with nested values JSON-encoded; undo both. */
-function parseBody(raw: string, contentType: string): Record<string, any> {
+function parseBody(raw: string, contentType: string): SlackBody {
   if (!raw) return {};
   if (contentType.includes('application/json')) {
     const v = parseJson(raw);
-    return typeof v === 'object' && v !== null ? (v as Record<string, any>) : {};
+    return typeof v === 'object' && v !== null ? (v as SlackBody) : {};
   }
-  const out: Record<string, any> = {};
+  const out: SlackBody = {};
   for (const [k, v] of new URLSearchParams(raw)) {
     out[k] = /^[[{]/.test(v) ? (parseJson(v) ?? v) : v;
   }

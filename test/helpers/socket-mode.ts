@@ -140,7 +140,14 @@ export async function startSocketModeStandIn(web: SlackStandIn, opts: SocketMode
         p.resolve(ack);
       }
     });
-    socket.send(JSON.stringify({ type: 'hello', num_connections: 1, debug_info: { host: 'stand-in', approximate_connection_time: 3600 }, connection_info: { app_id: 'A0APP' } }));
+    socket.send(
+      JSON.stringify({
+        type: 'hello',
+        num_connections: 1,
+        debug_info: { host: 'stand-in', approximate_connection_time: 3600 },
+        connection_info: { app_id: 'A0APP' },
+      }),
+    );
     hellos = n;
     for (const w of helloWaiters) {
       if (hellos >= w.n) {
@@ -180,7 +187,10 @@ export async function startSocketModeStandIn(web: SlackStandIn, opts: SocketMode
       const id = randomUUID();
       let resolveAck!: (ack: Ack) => void;
       const acked = new Promise<Ack>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`Socket Mode stand-in: envelope ${id} (${type}) not acknowledged within ${ackTimeoutMs} ms`)), ackTimeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`Socket Mode stand-in: envelope ${id} (${type}) not acknowledged within ${ackTimeoutMs} ms`)),
+          ackTimeoutMs,
+        );
         resolveAck = (ack) => {
           clearTimeout(timer);
           resolve(ack);

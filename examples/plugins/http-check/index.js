@@ -55,7 +55,7 @@ export default function httpCheckPlugin(api) {
           for (let i = 0; i < instances.length; i += options.concurrency) {
             const batch = instances.slice(i, i + options.concurrency);
             const results = await Promise.all(batch.map((inst) => probe(inst.address)));
-            results.forEach((r, j) => rows.push({ inst: batch[j], ...r }));
+            for (const [j, r] of results.entries()) rows.push({ inst: batch[j], ...r });
           }
           const healthy = rows.filter((r) => r.ok).length;
           // Unhealthy instances are the answer, not a failure of the command.

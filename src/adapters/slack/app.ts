@@ -102,11 +102,18 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
   const deduper = opts.deduper ?? new MemoryDeduper();
   const backoff = opts.connectBackoff ?? { minMs: 1000, maxMs: 30_000 };
   const clientOptions = () =>
-    slackClientOptions({ ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), ...(opts.retryConfig ? { retryConfig: opts.retryConfig } : {}) }, opts.log.child({ component: 'slack-web-api' }));
+    slackClientOptions(
+      { ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), ...(opts.retryConfig ? { retryConfig: opts.retryConfig } : {}) },
+      opts.log.child({ component: 'slack-web-api' }),
+    );
   // Start-up asks once per attempt and does its own backoff, so a down Slack is reported
   // within seconds instead of after the client's minutes of silent retries; connect() reports
   // each failure once, so the client's own warning is held back.
-  const probe = createSlackClient(opts.botToken, { ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), retryConfig: { retries: 0 } }, opts.log.child({}, { level: 'error' }));
+  const probe = createSlackClient(
+    opts.botToken,
+    { ...(opts.apiUrl ? { apiUrl: opts.apiUrl } : {}), retryConfig: { retries: 0 } },
+    opts.log.child({}, { level: 'error' }),
+  );
 
   const routes = opsRoutes({
     metricsRegistry: opts.metricsRegistry,
@@ -292,7 +299,10 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
         log,
       });
       server = front.server;
-      log.info({ port: front.port, host: opts.host ?? '(all)', mode: socketMode ? 'socket' : 'http' }, 'listening for health and metrics' + (socketMode ? '' : ' and Slack requests'));
+      log.info(
+        { port: front.port, host: opts.host ?? '(all)', mode: socketMode ? 'socket' : 'http' },
+        socketMode ? 'listening for health and metrics' : 'listening for health, metrics and Slack requests',
+      );
       return { port: front.port };
     },
     async connect() {

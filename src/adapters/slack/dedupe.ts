@@ -94,7 +94,9 @@ export function onceMiddleware(o: OnceOptions): Middleware<AnyMiddlewareArgs> {
       if (id.kind === 'command' && ack) await ack({ response_type: 'ephemeral', text: UNCHECKED_TEXT });
       else {
         await ack?.();
-        await respond?.({ response_type: 'ephemeral', replace_original: false, text: UNCHECKED_TEXT }).catch((e: unknown) => log.warn({ err: e }, 'could not say so'));
+        await respond?.({ response_type: 'ephemeral', replace_original: false, text: UNCHECKED_TEXT }).catch((e: unknown) =>
+          log.warn({ err: e }, 'could not say so'),
+        );
       }
       return;
     }
@@ -124,7 +126,12 @@ function counter(registry: Registry): Counter<'kind'> {
   const existing = registry.getSingleMetric(name);
   return existing instanceof Counter
     ? (existing as Counter<'kind'>)
-    : new Counter({ name, help: 'Slack requests acknowledged but not executed: retries and replays, by kind', labelNames: ['kind'] as const, registers: [registry] });
+    : new Counter({
+        name,
+        help: 'Slack requests acknowledged but not executed: retries and replays, by kind',
+        labelNames: ['kind'] as const,
+        registers: [registry],
+      });
 }
 
 export interface MemoryDeduperOptions {

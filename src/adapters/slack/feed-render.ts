@@ -92,7 +92,9 @@ function context(mrkdwn: string): Block {
 function revisionLabel(changes: FeedChange[]): string {
   if (!changes.length) return '';
   const revs = changes.map((c) => BigInt(c.revision));
+  // biome-ignore lint/complexity/useMathMinMax: revisions are BigInts, which Math.min/max refuse
   const lo = revs.reduce((a, b) => (b < a ? b : a));
+  // biome-ignore lint/complexity/useMathMinMax: revisions are BigInts, which Math.min/max refuse
   const hi = revs.reduce((a, b) => (b > a ? b : a));
   return lo === hi ? `revision ${lo}` : `revisions ${lo}–${hi}`;
 }
@@ -104,7 +106,9 @@ function metadataOf(changes: FeedChange[]): FeedMessage['metadata'] {
     event_type: FEED_EVENT_TYPE,
     event_payload: {
       changes: counted(changes),
+      // biome-ignore lint/complexity/useMathMinMax: revisions are BigInts, which Math.min/max refuse
       first_revision: String(revs.reduce((a, b) => (b < a ? b : a))),
+      // biome-ignore lint/complexity/useMathMinMax: revisions are BigInts, which Math.min/max refuse
       last_revision: String(revs.reduce((a, b) => (b > a ? b : a))),
     },
   };

@@ -19,7 +19,14 @@ export interface SlackFeedSinkOptions {
 }
 
 /** Slack refusals that a plainer message (text only) avoids. */
-const SIMPLIFIABLE = new Set(['invalid_blocks', 'invalid_blocks_format', 'msg_too_long', 'invalid_metadata_format', 'invalid_metadata_schema', 'metadata_too_large']);
+const SIMPLIFIABLE = new Set([
+  'invalid_blocks',
+  'invalid_blocks_format',
+  'msg_too_long',
+  'invalid_metadata_format',
+  'invalid_metadata_schema',
+  'metadata_too_large',
+]);
 
 /**
  * The #ops channel: other events (`publish`) and registry changes (from the feed service,

@@ -81,9 +81,16 @@ function eventsHandler(e: EventsEndpoint, log: Logger) {
       res.end();
       return;
     }
-    const verdict = verifySlackRequest(e.signingSecret, { body, timestamp: req.headers['x-slack-request-timestamp'], signature: req.headers['x-slack-signature'] }, now());
+    const verdict = verifySlackRequest(
+      e.signingSecret,
+      { body, timestamp: req.headers['x-slack-request-timestamp'], signature: req.headers['x-slack-signature'] },
+      now(),
+    );
     if (!verdict.ok) {
-      log.warn({ reason: verdict.reason, ...(verdict.skewSec !== undefined ? { skewSec: verdict.skewSec } : {}) }, `Slack request refused (401): ${verdict.reason}`);
+      log.warn(
+        { reason: verdict.reason, ...(verdict.skewSec !== undefined ? { skewSec: verdict.skewSec } : {}) },
+        `Slack request refused (401): ${verdict.reason}`,
+      );
       res.writeHead(401);
       res.end();
       return;

@@ -31,7 +31,9 @@ export class SlackLink {
   /** The `slack` line of /healthz. */
   describe(): string {
     const s = this.status;
-    return s.ok ? 'ok' : `${s.reason === 'connecting' ? 'connecting' : 'unreachable'} since ${new Date(s.since).toISOString()}${s.reason === 'connecting' ? '' : `: ${s.reason}`}`;
+    return s.ok
+      ? 'ok'
+      : `${s.reason === 'connecting' ? 'connecting' : 'unreachable'} since ${new Date(s.since).toISOString()}${s.reason === 'connecting' ? '' : `: ${s.reason}`}`;
   }
 }
 

@@ -37,7 +37,10 @@ export function renderReply(reply: Reply): SlackMessage {
 export function renderFeedEvent(event: FeedEvent): SlackMessage {
   const out = new BlockBudget();
   out.sections(escapeMrkdwn(event.text));
-  const meta = [event.kind, event.at].filter((s): s is string => !!s).map(escapeMrkdwn).join(' · ');
+  const meta = [event.kind, event.at]
+    .filter((s): s is string => !!s)
+    .map(escapeMrkdwn)
+    .join(' · ');
   if (meta) out.push({ type: 'context', elements: [{ type: 'mrkdwn', text: meta }] });
   return { text: fallbackText(`[${event.kind}] ${event.text}`), blocks: out.finish() };
 }

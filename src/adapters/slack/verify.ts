@@ -29,15 +29,24 @@ export function verifySlackRequest(secret: string, req: SignedRequest, nowMs: nu
   if (!/^\d{1,12}$/.test(timestamp)) return { ok: false, reason: 'X-Slack-Request-Timestamp is not a Unix time in seconds' };
   if (!SIGNATURE_RE.test(signature)) return { ok: false, reason: 'X-Slack-Signature is not a v0 signature' };
   const expected = createHmac('sha256', secret).update(`v0:${timestamp}:`).update(req.body).digest();
-  if (!timingSafeEqual(expected, Buffer.from(signature.slice(3), 'hex'))) return { ok: false, reason: 'the signature does not match (wrong signing secret, or the body was altered)' };
+  if (!timingSafeEqual(expected, Buffer.from(signature.slice(3), 'hex')))
+    return { ok: false, reason: 'the signature does not match (wrong signing secret, or the body was altered)' };
   // Checked after the signature, so this line is only ever logged for requests Slack (or
   // someone holding a copy of one) really signed: a replay, or a clock that is off.
   const skewSec = Math.floor(nowMs / 1000) - Number(timestamp);
   if (skewSec > SIGNATURE_WINDOW_SEC) {
-    return { ok: false, skewSec, reason: `the request timestamp is ${skewSec} s in the past, beyond the ${SIGNATURE_WINDOW_SEC} s bound (a replay, or this host's clock is ahead)` };
+    return {
+      ok: false,
+      skewSec,
+      reason: `the request timestamp is ${skewSec} s in the past, beyond the ${SIGNATURE_WINDOW_SEC} s bound (a replay, or this host's clock is ahead)`,
+    };
   }
   if (skewSec < -SIGNATURE_WINDOW_SEC) {
-    return { ok: false, skewSec, reason: `the request timestamp is ${-skewSec} s in the future, beyond the ${SIGNATURE_WINDOW_SEC} s bound (this host's clock is behind, or the signer's is ahead)` };
+    return {
+      ok: false,
+      skewSec,
+      reason: `the request timestamp is ${-skewSec} s in the future, beyond the ${SIGNATURE_WINDOW_SEC} s bound (this host's clock is behind, or the signer's is ahead)`,
+    };
   }
   return { ok: true, signature };
 }
