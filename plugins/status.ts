@@ -1,4 +1,4 @@
-import type { AgentReport, ApplyResult, EtcdHealth, Instance, Plugin, PluginApi, Reply, Routing, StatusColumns, Table } from '../src/plugin.js';
+import type { AgentReport, ApplyResult, EtcdHealth, HistoryFacade, Instance, Plugin, PluginApi, Reply, Routing, StatusColumns, Table } from '../src/plugin.js';
 
 /**
  * Beyond these, `status` without a service shows one row per service: a listing of
@@ -80,6 +80,11 @@ export default function status(api: PluginApi): Plugin {
           if (hap?.problem) details.push(hap.problem);
           details.push(...agents.problems);
           if (agents.table) tables.push(agents.table);
+          if (service) {
+            const recent = await lastChanges(ctx.history, service);
+            if (recent.table) tables.push(recent.table);
+            if (recent.problem) details.push(recent.problem);
+          }
           return { ok: true, summary, ...(details.length ? { details } : {}), tables };
         },
       }),
@@ -235,4 +240,17 @@ function ago(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86400)}d ago`;
+}
+
+/** The service's last three recorded changes (`history <service>` lists more). */
+async function lastChanges(history: HistoryFacade, service: string): Promise<{ table?: { title: string; table: Table }; problem?: string }> {
+  try {
+    const { entries } = await history.list({ service, limit: 3 });
+    if (entries.length === 0) return {};
+    const rows = entries.map((e) => [e.at.slice(0, 19).replace('T', ' '), `${e.subject} ${e.what}`, e.by ?? '-', e.command ? `${e.via} ${e.command}` : e.via]);
+    return { table: { title: `last changes of ${service} (history ${service} for more)`, table: { header: ['when (UTC)', 'change', 'by', 'via'], rows } } };
+  } catch (err) {
+    // Status answers without history rather than not at all.
+    return { problem: `change history: ${err instanceof Error ? err.message : String(err)}` };
+  }
 }

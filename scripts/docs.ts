@@ -73,6 +73,9 @@ const KEY_DOCS: Record<string, KeyDoc> = {
   'docker.drainTimeout': { text: 'On scale-down, how long to wait for a drained instance’s sessions to end.', default: dockerDefault('drainTimeoutMs') },
   'docker.lockTtl': { text: 'Lease of the per-service lock: how long a crashed holder blocks the service (at least 2s).', default: dockerDefault('lockTtlMs') },
   'docker.lockWait': { text: 'How long `scale`, `drain` or `undrain` waits for the lock held by another before it is refused.', default: dockerDefault('lockWaitMs') },
+  history: { text: 'The change history `history` and `status <service>` list: recorded in etcd under `<switchyardPrefix>/history/` by one elected `serve` replica, so it survives restarts and etcd compaction.' },
+  'history.retention': { text: 'How long a recorded change is kept (at least 1m; write e.g. `7d`, `12h`).' },
+  'history.maxEntries': { text: 'At most this many recorded revisions are kept; the oldest go first.' },
   plugins: { text: 'Plugins loaded after the built-in ones, in order: each a module path (relative to this file) or a package name, or `{ module, options }`.' },
   services: { text: 'Services by name. Each gets an HAProxy frontend and backend; one with an `image` can be scaled.' },
   'services.<name>': { text: 'One service; the name follows the service-name rule.' },
@@ -86,6 +89,9 @@ const KEY_DOCS: Record<string, KeyDoc> = {
   'services.<name>.maxReplicas': { text: 'Upper bound for `scale`.' },
   'services.<name>.restart': { text: '`always`: a container that dies is replaced under the same instance name (backing off when it keeps dying); `no`: it is deregistered and reported.' },
   'services.<name>.hostPorts': { text: 'Host ports to publish on, `9001` or `9001-9010`.', default: 'a free port Docker picks' },
+  'services.<name>.backend': {
+    text: '`docker`: containers on the engine at `docker.host`; `swarm`: one Swarm service (that engine must be a Swarm manager), each task registered as `<name>-<slot>` at its node’s address and its own host-mode port. `hostIp`, `hostPorts` and `restart` do not apply to `swarm` (Swarm restarts tasks itself).',
+  },
 };
 
 // ---------------------------------------------------------------------------------------

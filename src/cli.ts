@@ -48,6 +48,11 @@ async function main(argv: string[]): Promise<number> {
       const io = { out, err: (s: string) => process.stderr.write(s) };
       return renderCommand(await loadConfig(configPath, env), secrets, log, { once: values.once ?? false, dryRun: values.dryRun ?? false }, io);
     }
+    case 'watch': {
+      const [{ watchCommand }, { createLogger }] = await Promise.all([import('./app/watch.js'), import('./core/log.js')]);
+      const secrets = loadSecrets(env);
+      return watchCommand(await loadConfig(configPath, env), secrets, createLogger({ ...(secrets.logLevel ? { level: secrets.logLevel } : {}) }));
+    }
     default: {
       // A subcommand added to command-line.ts without a case here fails the type-check.
       const unhandled: never = command;

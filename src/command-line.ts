@@ -15,7 +15,7 @@ const EXIT_HELP = `
 Exit status: 0 done; 1 failed (configuration, etcd, an invalid HAProxy config, ...);
 2 usage error (unknown command, flag or argument); 70 unexpected internal error.`;
 
-export type CommandName = 'serve' | 'shell' | 'check' | 'agent' | 'render';
+export type CommandName = 'serve' | 'shell' | 'check' | 'agent' | 'render' | 'watch';
 
 export interface Invocation {
   command: CommandName;
@@ -114,6 +114,10 @@ function program(io: CliIo, picked: (inv: Invocation) => void): Command {
     .command('agent')
     .description('the HAProxy agent alone (no Slack) until SIGINT/SIGTERM; SIGHUP re-reads the template')
     .action(choose('agent'));
+  root
+    .command('watch')
+    .description('register the labelled containers of this Docker host (switchyard.register=<service>) while they run, until SIGINT/SIGTERM; needs watch.advertise')
+    .action(choose('watch'));
   root
     .command('render')
     .description('render the HAProxy config from the registry once, validate it (haproxy -c), write it and reload HAProxy')

@@ -11,6 +11,8 @@ import { createLogger } from './core/log.js';
 import { SHUTDOWN_IO_MS, shutDown, stopSignal } from './core/shutdown.js';
 import type { FeedService } from './feed/service.js';
 import { startFeedPoster } from './app/feed.js';
+import { startHistoryRecorder } from './app/history.js';
+import { EtcdHistory } from './adapters/etcd/history.js';
 import { startOrchestrator } from './orchestrator/orchestrator.js';
 import { buildRuntime } from './app/runtime.js';
 
@@ -33,6 +35,13 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
   if (!feedChannel) log.warn('slack.feedChannel is not set: #ops feed events are not posted');
   const runtime = await buildRuntime({ config, secrets, log, feed: feed ?? nullFeed, watchAcl: true, agent: true });
   feed?.instrument(runtime.metrics);
+  // Kept whether or not Slack is reachable: history does not wait for the channel.
+  const recorder = startHistoryRecorder({
+    registry: runtime.registry,
+    history: new EtcdHistory(runtime.registry),
+    retention: { retentionMs: config.history.retention, maxEntries: config.history.maxEntries },
+    log,
+  });
   const slack = createSlackApp({
     dispatcher: runtime.router,
     log,
@@ -78,6 +87,7 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
       ['orchestrator', orchestrator && (() => orchestrator.close())],
       ['slack', () => slack.stop()],
       ['feed poster', poster && (() => poster?.stop())],
+      ['history recorder', () => recorder.stop()],
       ['feed', feed && (() => feed.stop())],
       ['runtime', () => runtime.close()],
     ],

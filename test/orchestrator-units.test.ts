@@ -90,7 +90,7 @@ describe('names and ownership', () => {
 
 describe('views', () => {
   it('publishes under the registered address: IPv4 entry of a wildcard bind, hostIp substituted, IPv6 bracketed', () => {
-    const svc = { image: 'i', port: 80, hostIp: '10.0.0.5', env: {}, mode: 'http' as const, maxReplicas: 1, restart: 'no' as const };
+    const svc = { image: 'i', port: 80, hostIp: '10.0.0.5', env: {}, mode: 'http' as const, maxReplicas: 1, restart: 'no' as const, backend: 'docker' as const };
     expect(
       publishedAddress(
         [

@@ -5,6 +5,7 @@
  */
 import drain from '../../plugins/drain.js';
 import help from '../../plugins/help.js';
+import history from '../../plugins/history.js';
 import register from '../../plugins/register.js';
 import render from '../../plugins/render.js';
 import scale from '../../plugins/scale.js';
@@ -18,7 +19,7 @@ import { buildPluginApi } from './plugin-api.js';
 /** Built-ins take no options and build their commands synchronously. */
 export type BuiltinFactory = (api: PluginApi) => Plugin;
 
-export const BUILTIN_PLUGINS: readonly BuiltinFactory[] = [help, status, register, weight, scale, drain, render];
+export const BUILTIN_PLUGINS: readonly BuiltinFactory[] = [help, status, register, weight, scale, drain, render, history];
 
 /** What hands each plugin its API (the plugin loader's `makeApi`). */
 export const makePluginApi =

@@ -6,7 +6,8 @@ import { agentRouting, serverLookup } from '../agent/routing.js';
 import type { HaproxyControl } from '../agent/control.js';
 import type { AgentReports } from '../agent/reports.js';
 import type { Config } from '../config/schema.js';
-import type { Facades, RegistryFacade } from '../core/facades.js';
+import { SwitchyardError } from '../core/errors.js';
+import type { Facades, HistoryFacade, RegistryFacade } from '../core/facades.js';
 import { currentActor, type FeedSink } from '../core/feed.js';
 import type { Logger } from '../core/log.js';
 import type { Registry } from '../core/registry.js';
@@ -26,7 +27,13 @@ export interface FacadeSources {
   local?: HaproxyControl;
   /** Every agent's last apply, from etcd. */
   reports?: AgentReports;
+  /** The change history in etcd; without it `history` answers E_UNAVAILABLE. */
+  history?: HistoryFacade;
 }
+
+const noHistory: HistoryFacade = {
+  list: () => Promise.reject(new SwitchyardError('E_UNAVAILABLE', 'no change history is kept here (it lives in etcd)')),
+};
 
 /** `by` is whoever runs the command (the router's ambient cause), never a plugin's say. */
 export function registryFacade(registry: Registry): RegistryFacade {
@@ -62,6 +69,7 @@ export function buildFacades(s: FacadeSources): Facades {
     orchestration: new DockerOrchestration(s.config, s.orchestration, log),
     routing: agentRouting({ ...(local ? { local } : {}), ...(s.reports ? { reports: s.reports } : {}) }),
     feed: { publish: (e) => s.feed.publish(e) },
+    history: s.history ?? noHistory,
   };
 }
 

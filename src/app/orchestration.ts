@@ -4,6 +4,7 @@
  */
 import { createDockerEngine } from '../adapters/docker/engine.js';
 import { resolveDockerHost } from '../adapters/docker/host.js';
+import { SwarmEngine } from '../adapters/docker/swarm.js';
 import type { EtcdRegistry } from '../adapters/etcd/registry.js';
 import { HaproxyRuntime } from '../adapters/haproxy/runtime.js';
 import { defaultAgentId } from '../agent/agent.js';
@@ -19,7 +20,10 @@ export function buildOrchestration(opts: { config: Config; registry: EtcdRegistr
   const { config, registry, feed } = opts;
   const log = opts.log.child({ component: 'orchestrator' });
   const settings = orchestratorSettings(config);
-  const engine = createDockerEngine({ host: resolveDockerHost(config.docker?.host), log: opts.log.child({ component: 'docker' }) });
+  const host = resolveDockerHost(config.docker?.host);
+  const engine = createDockerEngine({ host, log: opts.log.child({ component: 'docker' }) });
+  // Only with a swarm service: a plain engine is never asked about Swarm.
+  const swarm = Object.values(config.services).some((s) => s.backend === 'swarm') ? new SwarmEngine(host, opts.log.child({ component: 'swarm' })) : undefined;
   const locks = new EtcdServiceLocks(registry.client, {
     keyOf: (service) => registry.layout.lockKey(service),
     ttlMs: settings.lockTtlMs,
@@ -32,5 +36,5 @@ export function buildOrchestration(opts: { config: Config; registry: EtcdRegistr
   const runtime = h && new HaproxyRuntime(h.adminSocket, { timeoutMs: 2000 });
   const haproxy = h && runtime ? { agentId: h.agentId ?? defaultAgentId(), lookup: serverLookup(() => runtime.showStat()) } : undefined;
   const notices: FeedSink = { publish: (e) => log.info({ kind: e.kind }, e.text) };
-  return { registry, engine, locks, feed, notices, config, settings, log, ...(haproxy ? { haproxy } : {}) };
+  return { registry, engine, locks, feed, notices, config, settings, log, ...(haproxy ? { haproxy } : {}), ...(swarm ? { swarm } : {}) };
 }

@@ -77,5 +77,6 @@ export function buildPluginApi(o: PluginApiOptions): PluginApi {
     orchestration: attributed(f.orchestration, cause),
     routing: f.routing,
     feed: f.feed,
+    history: f.history,
   };
 }

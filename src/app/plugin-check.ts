@@ -37,5 +37,6 @@ export function offlineFacades(): Facades {
     orchestration: offline('orchestration'),
     routing: offline('routing'),
     feed: { publish: () => {} },
+    history: offline('the change history'),
   };
 }

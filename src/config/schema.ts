@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SwitchyardError } from '../core/errors.js';
-import { address, NAME_RE, parseDuration } from '../core/names.js';
+import { address, NAME_RE, parseDuration, parseHostPort } from '../core/names.js';
 
 const durationMs = z.string().transform((s, ctx) => {
   const ms = parseDuration(s);
@@ -27,6 +27,9 @@ const portRange = z
 /** etcd.commandTimeout when not set. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 3000;
 
+export const DEFAULT_HISTORY_RETENTION_MS = 7 * 86_400_000;
+export const DEFAULT_HISTORY_MAX_ENTRIES = 100_000;
+
 const channelId = z.string().regex(/^[CG][A-Z0-9]{2,}$/, 'must be a Slack channel ID (C… or G…), not a name');
 
 const serviceConfig = z
@@ -44,6 +47,8 @@ const serviceConfig = z
     listen: address.optional(),
     maxReplicas: z.number().int().min(0).max(1000).default(20),
     restart: z.enum(['no', 'always']).default('no'),
+    /** What runs its instances: containers on `docker.host`, or a Swarm service when that engine is a Swarm manager. */
+    backend: z.enum(['docker', 'swarm']).default('docker'),
     /** Host ports to publish on, e.g. "9001-9010" (default: any free port Docker picks). */
     hostPorts: portRange.optional(),
   })
@@ -136,9 +141,32 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /** `switchyard watch` (the registrator role, one per Docker host). */
+    watch: z
+      .object({
+        /** Address registered for published ports: required, never guessed from interfaces. */
+        advertise: z.string().superRefine((s, ctx) => {
+          const r = parseHostPort(s.includes(':') ? `[${s}]:1` : `${s}:1`);
+          if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: `must be this host's IP address or DNS name without a port: ${r}` });
+        }),
+        /** Lease TTL of its registrations: how long they outlive a crashed watcher or host. */
+        ttl: durationMs.refine((ms) => ms >= 1000 && ms <= 300_000, 'must be between 1s and 5m').default(10_000),
+        /** Host ID in the feed and status (`watch@<host>`); default: the machine's hostname. */
+        host: z.string().regex(NAME_RE, 'must match ^[a-z0-9][a-z0-9_.-]{0,62}$').optional(),
+      })
+      .strict()
+      .optional(),
     services: z
       .record(z.string().regex(NAME_RE, 'service names must match ^[a-z0-9][a-z0-9_.-]{0,62}$'), serviceConfig)
       .default({}),
+    /** The change history `history` lists (kept in etcd by the elected recorder in `serve`). */
+    history: z
+      .object({
+        retention: durationMs.refine((ms) => ms >= 60_000, 'must be at least 1m').default(DEFAULT_HISTORY_RETENTION_MS),
+        maxEntries: z.number().int().min(100).max(10_000_000).default(DEFAULT_HISTORY_MAX_ENTRIES),
+      })
+      .strict()
+      .default({ retention: DEFAULT_HISTORY_RETENTION_MS, maxEntries: DEFAULT_HISTORY_MAX_ENTRIES }),
     /** External plugins, loaded in this order after the built-in ones. */
     plugins: z.array(pluginEntry).default([]),
   })

@@ -152,6 +152,47 @@ export interface Orchestration {
   statusColumns(service?: string): Promise<StatusColumns | undefined>;
 }
 
+/** How a change came about: the attribution #ops shows, as one word for `history`. */
+export type ChangeVia = 'command' | 'approval' | 'lease expiry' | 'container death' | 'switchyard' | 'agent' | 'outside edit' | 'gap';
+
+/** One recorded registry change, as `history` and `status` list it. */
+export interface HistoryEntry {
+  /** etcd revision (decimal) of the change. */
+  revision: string;
+  /** When it was recorded (ISO 8601): the writer's own time for switchyard's writes. */
+  at: string;
+  /** The service (or `agent <id>`, `registry` for unreadable keys, '' for gaps). */
+  service: string;
+  subject: string;
+  what: string;
+  via: ChangeVia;
+  /** Who: a Slack user ID, the shell's user, a component ("docker"), an agent ID. */
+  by?: string;
+  command?: string;
+  reason?: string;
+}
+
+export interface HistoryQuery {
+  service?: string;
+  /** Only changes recorded at or after this time (ms since the epoch). */
+  sinceMs?: number;
+  limit: number;
+  /** Continue an earlier page: only changes older than this revision. */
+  beforeRevision?: string;
+}
+
+export interface HistoryPage {
+  /** Newest first. */
+  entries: HistoryEntry[];
+  /** Set when older matching changes remain: pass it as `beforeRevision`. */
+  next?: string;
+}
+
+/** The change history kept in etcd (retention from `history.retention`). */
+export interface HistoryFacade {
+  list(q: HistoryQuery): Promise<HistoryPage>;
+}
+
 /** Post to #ops (plain text; the sink escapes it). */
 export interface FeedFacade {
   publish(event: FeedEvent): void;
@@ -164,6 +205,8 @@ export interface Facades {
   orchestration: Orchestration;
   routing: Routing;
   feed: FeedFacade;
+  /** E_UNAVAILABLE where no history is kept (a process without etcd). */
+  history: HistoryFacade;
 }
 
 export type { Table };

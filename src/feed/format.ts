@@ -29,12 +29,17 @@ export const plainStyle: Style = {
 export function causeText(cause: ChangeCause, st: Style): string {
   switch (cause.kind) {
     case 'switchyard': {
+      // A watcher's changes read "by watch@h1 (container died)": the host is the news.
+      if (cause.by.startsWith('watch@') && cause.reason) return `by ${st.text(cause.by)} (${st.text(cause.reason)})`;
       const by = `by ${st.user(cause.by)}`;
       const via = cause.command ? ` via ${st.code(cause.command)}` : '';
       return cause.reason ? `(${st.text(cause.reason)}) ${by}${via}` : `${by}${via}`;
     }
-    case 'lease':
-      return '(lease expired)';
+    case 'lease': {
+      const w = cause.watcher;
+      if (!w) return '(lease expired)';
+      return st.text(w.stopped ? `(host ${w.host}'s watcher stopped)` : `(host ${w.host}'s watcher is gone)`);
+    }
     case 'outside':
       return '(changed outside switchyard)';
     case 'agent':

@@ -32,6 +32,11 @@ export interface FeedServiceOptions {
   idlePersistMs?: number;
   /** Retry delay while etcd cannot answer. Default 500 ms doubling to 5 s. */
   retry?: { minMs: number; maxMs: number };
+  /**
+   * What this feed posts of a batch (its route, its mutes). Asked at posting time, so a
+   * mute applies to what is still queued; what it leaves out still moves the position.
+   */
+  filter?: (changes: FeedChange[]) => Promise<FeedChange[]>;
 }
 
 export class FeedService {
@@ -176,9 +181,15 @@ export class FeedService {
   private async beforeSend(items: FeedItem[]): Promise<FeedItem[]> {
     if (!items.some((i) => i.change)) return items;
     const term = this.term;
-    if (term && (await this.stillCurrent(term))) return items;
     // Not the poster (any more): the current one reports these from the position.
-    return items.filter((i) => !i.change);
+    if (!term || !(await this.stillCurrent(term))) return items.filter((i) => !i.change);
+    if (!this.o.filter) return items;
+    const kept = new Set(await this.o.filter(items.flatMap((i) => (i.change ? [i.change] : []))));
+    const out = items.filter((i) => !i.change || kept.has(i.change));
+    // Nothing of the batch is posted: it is done all the same, and a restart must not redo it.
+    const revision = maxRevision(items);
+    if (revision !== undefined && !out.some((i) => i.change)) await this.persist(revision, term);
+    return out;
   }
 
   private async afterSend(items: FeedItem[]): Promise<void> {

@@ -21,9 +21,12 @@ export type ChangeKind =
 /** Why it happened. */
 export type ChangeCause =
   /** Written by switchyard: a command (who, which), or a reason such as "container died". */
-  | { kind: 'switchyard'; by: string; command?: string; requestId?: string; source?: string; reason?: string }
-  /** Deleted by etcd when the keys' lease ran out. */
-  | { kind: 'lease' }
+  | { kind: 'switchyard'; by: string; command?: string; requestId?: string; source?: string; reason?: string; at?: string }
+  /**
+   * Deleted by etcd when the keys' lease ran out or was revoked; `watcher` when it was a
+   * `switchyard watch` lease (crashed or cut off from etcd; `stopped`: it stopped cleanly).
+   */
+  | { kind: 'lease'; watcher?: { host: string; stopped: boolean } }
   /** No attribution at that revision: etcdctl, a confd-era script, a person. */
   | { kind: 'outside' }
   /** An HAProxy agent reporting its own work. */
@@ -48,6 +51,8 @@ export interface FeedChange {
   notes?: string[];
   /** Set for kind 'apply'. */
   apply?: ApplyResult;
+  /** The instance's registration is (or was) on a TTL lease: it comes and goes by itself. */
+  leased?: boolean;
 }
 
 /** What waits in the pacer: a registry change, or another event published to the feed. */

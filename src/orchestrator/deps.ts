@@ -1,3 +1,4 @@
+import type { SwarmEngine } from '../adapters/docker/swarm.js';
 import type { ContainerEngine } from '../adapters/docker/types.js';
 import type { Config } from '../config/schema.js';
 import type { FeedSink } from '../core/feed.js';
@@ -21,6 +22,8 @@ export interface OrchestratorDeps {
   notices: FeedSink;
   config: Config;
   settings: OrchestratorSettings;
+  /** The same engine as a Swarm manager, for services with `backend: swarm`. */
+  swarm?: SwarmEngine;
   /** The local HAProxy, for scale-down to wait on sessions; without it a grace is waited. */
   haproxy?: ObservedHaproxy;
   log: Logger;

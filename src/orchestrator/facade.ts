@@ -1,5 +1,6 @@
 /**
- * The Orchestration facade over Docker: scale and the container columns of `status`.
+ * The Orchestration facade over Docker: scale and the container columns of `status`, per
+ * service on plain containers or (`backend: swarm`) as a Swarm service on the same engine.
  * Backend-neutral from above: a plugin sees services and instances, never containers'
  * engine. Present without `docker:` too, so `scale` refuses with the service's own
  * configuration first (a routed-only service), and only then for the missing engine.
@@ -12,6 +13,9 @@ import type { Logger } from '../core/log.js';
 import type { OrchestratorDeps } from './deps.js';
 import { scaleService, type ScaleResult } from './scaler.js';
 import { containerColumns } from './status-columns.js';
+import { swarmBackendOf } from './swarm/backend.js';
+import { joinColumns, swarmColumns } from './swarm/columns.js';
+import { scaleSwarmService } from './swarm/scale.js';
 
 export class DockerOrchestration implements Orchestration {
   constructor(
@@ -35,6 +39,7 @@ export class DockerOrchestration implements Orchestration {
 
   async scale(service: string, replicas: number, opts: { progress?: (text: string) => void } = {}): Promise<ScaleOutcome> {
     this.checkScale(service, replicas);
+    if (this.config.services[service]?.backend === 'swarm') return this.scaleOnSwarm(service, replicas, opts.progress ?? (() => {}));
     if (!this.deps) fail('E_UNAVAILABLE', 'no Docker engine is configured: add a docker: section to switchyard.yaml (or set DOCKER_HOST)');
     const requestId = currentCause()?.requestId;
     const result = await scaleService(this.deps, {
@@ -47,9 +52,22 @@ export class DockerOrchestration implements Orchestration {
     return outcomeOf(result);
   }
 
+  private async scaleOnSwarm(service: string, replicas: number, progress: (text: string) => void): Promise<ScaleOutcome> {
+    const backend = this.deps && swarmBackendOf(this.deps);
+    if (!backend) fail('E_UNAVAILABLE', `${service} runs on Swarm (services.${service}.backend: swarm) but no Docker engine is configured: add a docker: section whose host is a Swarm manager`);
+    const requestId = currentCause()?.requestId;
+    return scaleSwarmService(backend, { service, replicas, actor: currentActor(), ...(requestId ? { requestId } : {}), progress });
+  }
+
   async statusColumns(service?: string): Promise<StatusColumns | undefined> {
     if (!this.deps) return undefined;
-    return containerColumns(this.deps.engine, this.deps.settings.owner, service, this.log);
+    const isSwarm = (s: string) => this.config.services[s]?.backend === 'swarm';
+    const backend = swarmBackendOf(this.deps);
+    const anySwarm = service === undefined ? Object.keys(this.config.services).some(isSwarm) : isSwarm(service);
+    if (!backend || !anySwarm) return containerColumns(this.deps.engine, this.deps.settings.owner, service, this.log);
+    const swarm = await swarmColumns(backend, service);
+    if (service !== undefined) return swarm;
+    return joinColumns(await containerColumns(this.deps.engine, this.deps.settings.owner, service, this.log), swarm, isSwarm);
   }
 }
 

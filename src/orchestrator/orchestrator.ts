@@ -1,6 +1,8 @@
 import type { OrchestratorDeps } from './deps.js';
 import { DeathWatcher } from './death-watcher.js';
 import { Reconciler, type ReconcileReport } from './reconciler.js';
+import { swarmBackendOf } from './swarm/backend.js';
+import { SwarmWatcher } from './swarm/watcher.js';
 
 export interface RunningOrchestrator {
   readonly reconciler: Reconciler;
@@ -24,6 +26,9 @@ export function startOrchestrator(deps: OrchestratorDeps): RunningOrchestrator {
   // Subscribed first, then reconciled: a death after the snapshot is seen by the watcher.
   const started = ready.then(() => reconciler.trigger('start'));
   started.catch((err: unknown) => log.error({ err }, 'reconcile at start failed; retried at the next interval'));
+  const backend = swarmBackendOf(deps);
+  const swarm = backend && new SwarmWatcher(backend);
+  swarm?.start();
   const timer = setInterval(() => void kick('interval'), deps.settings.reconcileIntervalMs);
   timer.unref();
   log.info({ owner: deps.settings.owner, reconcileIntervalMs: deps.settings.reconcileIntervalMs }, 'docker orchestration started');
@@ -32,7 +37,7 @@ export function startOrchestrator(deps: OrchestratorDeps): RunningOrchestrator {
     started,
     async close() {
       clearInterval(timer);
-      await watcher.close();
+      await Promise.all([watcher.close(), swarm?.close()]);
     },
   };
 }

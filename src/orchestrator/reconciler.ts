@@ -74,7 +74,10 @@ export class Reconciler {
     return report;
   }
 
-  /** Configured services, plus any that still have containers or registrations of ours. */
+  /**
+   * Configured services, plus any that still have containers or registrations of ours; a
+   * `backend: swarm` service's tasks are the Swarm watcher's (here they would look orphaned).
+   */
   private async servicesToCheck(): Promise<string[]> {
     const { engine, registry, settings, config } = this.deps;
     const [containers, listing] = await Promise.all([engine.listManaged(settings.owner), registry.list()]);
@@ -84,7 +87,9 @@ export class Reconciler {
         ...containers.map((c) => c.service),
         ...listing.instances.filter((i) => isOwned(i.state?.by, settings.owner)).map((i) => i.service),
       ]),
-    ].sort();
+    ]
+      .filter((s) => config.services[s]?.backend !== 'swarm')
+      .sort();
   }
 
   private async reconcileService(service: string, reason: ReconcileReason, waitMs: number): Promise<ServiceReconcile> {

@@ -68,7 +68,7 @@ export async function retireInstances(
  * the agents to apply it and for requests in flight to finish. Returns what was still open
  * when we stopped waiting, if anything.
  */
-async function waitDrained(deps: OrchestratorDeps, service: string, instance: string): Promise<{ sessions: number; waitedMs: number } | undefined> {
+export async function waitDrained(deps: OrchestratorDeps, service: string, instance: string): Promise<{ sessions: number; waitedMs: number } | undefined> {
   const { drainTimeoutMs, drainGraceMs } = deps.settings;
   if (!deps.haproxy) {
     await new Promise((r) => setTimeout(r, drainGraceMs));

@@ -51,6 +51,8 @@ export interface EtcdPosterElectionOptions {
   /** Delay before campaigning again after a failed campaign. Default 1 s doubling to 10 s. */
   retry?: { minMs: number; maxMs: number };
   log: Logger;
+  /** Which role is campaigned for: 'poster' (the #ops feed, default) or 'history' (its recorder). */
+  role?: string;
 }
 
 /** How long resigning waits for etcd to confirm a watch cancel (the watch is inert either way). */
@@ -71,7 +73,7 @@ export class EtcdPosterElection implements PosterElection {
 
   /** The candidate directory: etcd3's Election layout, kept for mixed-version replicas. */
   private get dir(): string {
-    return `${this.o.layout.feedElectionDir()}election/poster/`;
+    return `${this.o.layout.feedElectionDir()}election/${this.o.role ?? 'poster'}/`;
   }
 
   run(handlers: Parameters<PosterElection['run']>[0]): void {

@@ -10,6 +10,7 @@ import type { RegistryEvent, StateRecord } from '../../core/registry.js';
 import { parseApplyResult } from '../../core/apply-result.js';
 import { quoteKey } from '../../core/quote.js';
 import type { ChangeCause, FeedChange } from '../../feed/types.js';
+import { decodeWatcherRecord } from '../../core/watcher-record.js';
 import { decodeCause } from './attribution.js';
 import { decodeAddress, decodeDesired, decodeState, DEFAULT_WEIGHT, isProblem } from './codec.js';
 import type { KeyLayout } from './keys.js';
@@ -49,11 +50,14 @@ export function interpretEvents(layout: KeyLayout, events: readonly RegistryEven
 function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Interpreted): void {
   const causeKey = layout.causeKey();
   const feedDir = layout.feedDir();
+  // The history records changes; its own writes are not changes to record or post.
+  const historyDir = layout.historyDir();
   let cause: ChangeCause | undefined;
   const instances = new Map<string, InstanceEvents>();
   const desired = new Map<string, RegistryEvent>();
   const agents = new Map<string, RegistryEvent>();
   const unreadable: { ev: RegistryEvent; problem: string }[] = [];
+  const watcherLeases = new Map<string, ChangeCause>();
   const instance = (service: string, name: string) => {
     const k = `${service}/${name}`;
     let e = instances.get(k);
@@ -68,7 +72,7 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
       if (rec) cause = { kind: 'switchyard', ...rec };
       continue;
     }
-    if (ev.key.startsWith(feedDir)) continue;
+    if (ev.key.startsWith(feedDir) || ev.key.startsWith(historyDir)) continue;
     out.relevant = true;
     if (ev.key.startsWith(layout.servicesDir())) {
       const ref = layout.parseServiceKey(ev.key);
@@ -82,6 +86,13 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
       const service = ev.key.slice(layout.desiredDir().length);
       if (NAME_RE.test(service)) desired.set(service, ev);
       else unreadable.push({ ev, problem: `${JSON.stringify(service)} is not a service name` });
+    } else if (ev.key.startsWith(layout.watchersDir())) {
+      // A watcher's record goes with its lease, in the same revision as its registrations.
+      if (ev.type === 'delete' && ev.prevLease) {
+        const rec = ev.prevValue !== undefined ? decodeWatcherRecord(ev.prevValue) : undefined;
+        const host = rec?.host ?? ev.key.slice(layout.watchersDir().length);
+        watcherLeases.set(ev.prevLease, { kind: 'lease', watcher: { host, stopped: rec?.stopping === true } });
+      }
     } else if (ev.key.startsWith(layout.agentsDir())) {
       const agent = ev.key.slice(layout.agentsDir().length);
       if (NAME_RE.test(agent)) agents.set(agent, ev);
@@ -90,13 +101,18 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
     // Locks, confirmations and unknown keys under the switchyard prefix are not news.
   }
 
-  const causeOf = (ev: RegistryEvent): ChangeCause => cause ?? (ev.type === 'delete' && ev.prevLease ? { kind: 'lease' } : { kind: 'outside' });
+  const causeOf = (ev: RegistryEvent): ChangeCause => {
+    if (cause) return cause;
+    if (ev.type !== 'delete' || !ev.prevLease) return { kind: 'outside' };
+    return watcherLeases.get(ev.prevLease) ?? { kind: 'lease' };
+  };
   const push = (c: Omit<FeedChange, 'revision' | 'cause'>, ev: RegistryEvent) =>
     out.changes.push({ revision: ev.revision, cause: causeOf(ev), ...c });
 
   for (const e of instances.values()) {
     const change = instanceChange(e);
-    if (change) push(change, (e.svc ?? e.st)!);
+    const leased = Boolean(e.svc && (e.svc.type === 'put' ? e.svc.lease : e.svc.prevLease));
+    if (change) push(leased ? { ...change, leased } : change, (e.svc ?? e.st)!);
     else out.unchanged++;
   }
   for (const [service, ev] of desired) push(desiredChange(service, ev), ev);

@@ -13,10 +13,14 @@ const positionSchema = z.object({ revision: z.string().regex(/^\d{1,19}$/) });
  * exists, so a deposed poster cannot move it.
  */
 export class EtcdFeedPosition implements PositionStore {
-  constructor(private readonly registry: EtcdRegistry) {}
+  constructor(
+    private readonly registry: EtcdRegistry,
+    /** Default: the #ops feed's position; the history recorder keeps its own. */
+    private readonly key = registry.layout.feedPositionKey(),
+  ) {}
 
   async read(): Promise<{ position?: string; current: string }> {
-    const key = this.registry.layout.feedPositionKey();
+    const key = this.key;
     let res;
     try {
       res = await this.registry.client.get(key).exec();
@@ -35,7 +39,7 @@ export class EtcdFeedPosition implements PositionStore {
     try {
       const res = await this.registry.client.kv.txn({
         compare: [{ key: Buffer.from(term.key), target: 'Version', result: 'Greater', version: 0 }],
-        success: [putOp(this.registry.layout.feedPositionKey(), value)],
+        success: [putOp(this.key, value)],
         failure: [],
       });
       return res.succeeded;

@@ -59,6 +59,15 @@ export class KeyLayout {
     return `${this.switchyard}/locks/${service}`;
   }
 
+  watchersDir(): string {
+    return `${this.switchyard}/watchers/`;
+  }
+
+  /** A `switchyard watch` process's record, on the lease its registrations live on. */
+  watcherKey(host: string): string {
+    return `${this.switchyard}/watchers/${host}`;
+  }
+
   /** The feed's own keys (attribution, position, poster election); the feed reports none of them. */
   feedDir(): string {
     return `${this.switchyard}/feed/`;
@@ -77,6 +86,21 @@ export class KeyLayout {
   /** Namespace of the feed poster election (etcd3 adds `election/<name>/<lease>`). */
   feedElectionDir(): string {
     return `${this.switchyard}/feed/`;
+  }
+
+  /** The change history: one key per revision that changed something (`history`). */
+  historyDir(): string {
+    return `${this.switchyard}/history/`;
+  }
+
+  /** Zero-padded so that key order is revision order (ranges and trimming rely on it). */
+  historyKey(revision: string): string {
+    return `${this.switchyard}/history/${revision.padStart(20, '0')}`;
+  }
+
+  /** The revision up to which the history is recorded (a feed key: not itself news). */
+  historyPositionKey(): string {
+    return `${this.switchyard}/feed/history-position`;
   }
 
   confirmDir(): string {

@@ -1,0 +1,203 @@
+/**
+ * The change history in etcd: `<switchyard>/history/<revision, zero-padded>` holds the
+ * changes of that revision with the feed's attribution. Live keys, not etcd's own
+ * history, so compaction and restarts leave it alone; retention is ours (trim()).
+ *
+ * Keyed by revision so that recording is idempotent: a recorder that replays a stretch
+ * after a crash writes the same keys again instead of adding entries.
+ */
+import { z } from 'zod';
+import type { ChangeVia, HistoryEntry, HistoryFacade, HistoryPage, HistoryQuery } from '../../core/facades.js';
+import type { FeedChange } from '../../feed/types.js';
+import { toRegistryError } from './errors.js';
+import { prefixEnd } from './keys.js';
+import { putOp } from './ops.js';
+import type { EtcdRegistry } from './registry.js';
+
+const VIAS = ['command', 'approval', 'lease expiry', 'container death', 'switchyard', 'agent', 'outside edit', 'gap'] as const satisfies readonly ChangeVia[];
+
+const entrySchema = z.object({
+  at: z.string(),
+  service: z.string(),
+  subject: z.string(),
+  what: z.string(),
+  via: z.enum(VIAS),
+  by: z.string().optional(),
+  command: z.string().optional(),
+  reason: z.string().optional(),
+});
+const recordSchema = z.object({ changes: z.array(entrySchema) });
+
+type StoredEntry = Omit<HistoryEntry, 'revision'>;
+
+/** Keys read per etcd round trip while a filter (service, since) skips entries. */
+const SCAN_CHUNK = 500;
+/** Revisions per write transaction (etcd's default limit is 128 ops). */
+const WRITE_CHUNK = 100;
+
+export interface HistoryRetention {
+  retentionMs: number;
+  maxEntries: number;
+}
+
+/** A change as history keeps it: the feed's cause, reduced to who and via what. */
+export function historyEntry(change: FeedChange, seenAt: Date): StoredEntry {
+  const base = { service: change.group, subject: change.subject, what: change.what };
+  const c = change.cause;
+  switch (c.kind) {
+    case 'switchyard': {
+      // Approvals will set source 'approval'; the death watcher writes as 'docker'.
+      const via: ChangeVia = c.source === 'approval' ? 'approval' : c.command ? 'command' : c.by === 'docker' ? 'container death' : 'switchyard';
+      return {
+        ...base,
+        at: c.at ?? seenAt.toISOString(),
+        via,
+        by: c.by,
+        ...(c.command !== undefined ? { command: c.command } : {}),
+        ...(c.reason !== undefined ? { reason: c.reason } : {}),
+      };
+    }
+    case 'lease':
+      return { ...base, at: seenAt.toISOString(), via: 'lease expiry' };
+    case 'outside':
+      return { ...base, at: seenAt.toISOString(), via: 'outside edit' };
+    case 'agent':
+      return { ...base, at: seenAt.toISOString(), via: 'agent', by: c.agent };
+    case 'history':
+      break;
+  }
+  return { ...base, at: seenAt.toISOString(), via: 'gap' };
+}
+
+export class EtcdHistory implements HistoryFacade {
+  constructor(private readonly registry: EtcdRegistry) {}
+
+  private get dir(): string {
+    return this.registry.layout.historyDir();
+  }
+
+  /** Write the changes, one key per revision (replacing what a replay wrote before). */
+  async record(changes: readonly FeedChange[], seenAt: Date): Promise<void> {
+    const byRevision = new Map<string, StoredEntry[]>();
+    for (const c of changes) {
+      let list = byRevision.get(c.revision);
+      if (!list) byRevision.set(c.revision, (list = []));
+      list.push(historyEntry(c, seenAt));
+    }
+    const ops = [...byRevision].map(([rev, list]) => putOp(this.registry.layout.historyKey(rev), JSON.stringify({ changes: list })));
+    for (let i = 0; i < ops.length; i += WRITE_CHUNK) {
+      try {
+        await this.registry.client.kv.txn({ compare: [], success: ops.slice(i, i + WRITE_CHUNK), failure: [] });
+      } catch (err) {
+        throw toRegistryError(err, this.registry.endpoints, 'recording the change history');
+      }
+    }
+  }
+
+  async list(q: HistoryQuery): Promise<HistoryPage> {
+    const entries: HistoryEntry[] = [];
+    let end: Buffer = q.beforeRevision !== undefined ? Buffer.from(this.registry.layout.historyKey(q.beforeRevision)) : prefixEnd(this.dir);
+    const filtered = q.service !== undefined || q.sinceMs !== undefined;
+    for (;;) {
+      // Unfiltered, one page needs at most `limit` keys (+1 to tell whether more remain).
+      const chunk = filtered ? SCAN_CHUNK : q.limit + 1;
+      const kvs = await this.range(end, chunk);
+      for (const [i, kv] of kvs.entries()) {
+        const revision = kv.key.toString().slice(this.dir.length).replace(/^0+(?=\d)/, '');
+        const all = decode(kv.value.toString());
+        // Revision order is (near enough) time order: the first older entry ends the scan.
+        if (q.sinceMs !== undefined && all[0] && Date.parse(all[0].at) < q.sinceMs) return { entries };
+        const found = all.filter((e) => q.service === undefined || e.service === q.service).map((e) => ({ revision, ...e }));
+        if (found.length === 0) continue;
+        // A page ends between revisions, so continuing from `next` loses nothing.
+        if (entries.length > 0 && entries.length + found.length > q.limit) return { entries, next: entries.at(-1)!.revision };
+        entries.push(...found.slice(0, q.limit));
+        if (entries.length >= q.limit) {
+          const more = i < kvs.length - 1 || kvs.length === chunk;
+          return more ? { entries, next: revision } : { entries };
+        }
+      }
+      if (kvs.length < chunk) return { entries };
+      end = kvs.at(-1)!.key;
+    }
+  }
+
+  /**
+   * Delete entries older than the retention and beyond the cap, oldest first. Returns how
+   * many keys were deleted.
+   */
+  async trim(r: HistoryRetention, now = Date.now()): Promise<number> {
+    const cutoff = now - r.retentionMs;
+    let deleted = 0;
+    // By age: find the first key young enough; everything before it goes.
+    for (;;) {
+      const kvs = await this.range(prefixEnd(this.dir), SCAN_CHUNK, 'Ascend');
+      const keep = kvs.findIndex((kv) => {
+        const at = decode(kv.value.toString())[0]?.at;
+        return at !== undefined && Date.parse(at) >= cutoff;
+      });
+      const drop = keep === -1 ? kvs.length : keep;
+      if (drop === 0) break;
+      deleted += await this.deleteBefore(kvs[drop - 1]!.key);
+      if (keep !== -1 || kvs.length < SCAN_CHUNK) break;
+    }
+    // By count.
+    const count = await this.count();
+    if (count > r.maxEntries) {
+      const excess = count - r.maxEntries;
+      const kvs = await this.range(prefixEnd(this.dir), excess, 'Ascend', true);
+      if (kvs.length > 0) deleted += await this.deleteBefore(kvs.at(-1)!.key);
+    }
+    return deleted;
+  }
+
+  /** Deletes every history key up to and including `last`. */
+  private async deleteBefore(last: Buffer): Promise<number> {
+    try {
+      const res = await this.registry.client.kv.deleteRange({ key: Buffer.from(this.dir), range_end: Buffer.concat([last, Buffer.from([0])]) });
+      return Number(res.deleted);
+    } catch (err) {
+      throw toRegistryError(err, this.registry.endpoints, 'trimming the change history');
+    }
+  }
+
+  private async count(): Promise<number> {
+    try {
+      const res = await this.registry.client.kv.range({ key: Buffer.from(this.dir), range_end: prefixEnd(this.dir), count_only: true });
+      return Number(res.count);
+    } catch (err) {
+      throw toRegistryError(err, this.registry.endpoints, 'counting the change history');
+    }
+  }
+
+  /** Keys below `end` (exclusive): newest first, or oldest first from the directory's start. */
+  private async range(end: Buffer, limit: number, order: 'Descend' | 'Ascend' = 'Descend', keysOnly = false) {
+    try {
+      const res = await this.registry.client.kv.range({
+        key: Buffer.from(this.dir),
+        range_end: end,
+        limit,
+        sort_order: order,
+        sort_target: 'Key',
+        ...(keysOnly ? { keys_only: true } : {}),
+      });
+      return res.kvs;
+    } catch (err) {
+      throw toRegistryError(err, this.registry.endpoints, 'reading the change history');
+    }
+  }
+}
+
+/** A hand-edited or foreign value under the history directory lists as nothing. */
+function decode(raw: string): StoredEntry[] {
+  try {
+    const r = recordSchema.safeParse(JSON.parse(raw));
+    return r.success ? r.data.changes.map(stripUndefined) : [];
+  } catch {
+    return [];
+  }
+}
+
+function stripUndefined(e: z.output<typeof entrySchema>): StoredEntry {
+  return Object.fromEntries(Object.entries(e).filter(([, v]) => v !== undefined)) as unknown as StoredEntry;
+}
