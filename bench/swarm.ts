@@ -68,7 +68,12 @@ async function main() {
       registry,
       engine: createDockerEngine({ host, log: silent }),
       swarm: new SwarmEngine(host, silent),
-      locks: new EtcdServiceLocks(registry.client, { keyOf: (s) => registry.layout.lockKey(s), ttlMs: settings.lockTtlMs, endpoints: [etcd.endpoint], log: silent }),
+      locks: new EtcdServiceLocks(registry.client, {
+        keyOf: (s) => registry.layout.lockKey(s),
+        ttlMs: settings.lockTtlMs,
+        endpoints: [etcd.endpoint],
+        log: silent,
+      }),
       feed: { publish: () => {} },
       notices: { publish: () => {} },
       config,
@@ -89,7 +94,8 @@ async function main() {
       let t0 = performance.now();
       const up = await scale(N);
       upMs.push(performance.now() - t0);
-      if (up.running.length !== N || (await registry.list('web')).instances.length !== N) throw new Error(`scale up: ${up.running.length} running; ${up.problems.join('; ')}`);
+      if (up.running.length !== N || (await registry.list('web')).instances.length !== N)
+        throw new Error(`scale up: ${up.running.length} running; ${up.problems.join('; ')}`);
       t0 = performance.now();
       await scale(0);
       downMs.push(performance.now() - t0);
@@ -120,7 +126,7 @@ async function main() {
       while (deregMs.length < DEATH_SAMPLES) {
         const view = await backend.sync('web', 'bench');
         const t = view.view.running.find((x) => x.task.slot === 1 + (deregMs.length % 4));
-        if (!t || !t.task.containerId) {
+        if (!t?.task.containerId) {
           await sleep(100);
           continue;
         }
@@ -148,9 +154,19 @@ async function main() {
       'Swarm backend (issue 11)',
       [
         { metric: `swarm scale 0→${N} until every task runs and is registered, median of ${ROUNDS}`, value: `${fmt(up, 0)} ms`, target: '—', pass: undefined },
-        { metric: `\`docker service scale bare=${N}\` (waits for convergence), median of ${ROUNDS}`, value: `${fmt(bareUp, 0)} ms`, target: '—', pass: undefined },
+        {
+          metric: `\`docker service scale bare=${N}\` (waits for convergence), median of ${ROUNDS}`,
+          value: `${fmt(bareUp, 0)} ms`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: 'ratio scale up / docker service scale', value: fmt(up / bareUp, 2), target: '—', pass: undefined },
-        { metric: `swarm scale ${N}→0 with drain (no local HAProxy: 100 ms grace each, in parallel), median of ${ROUNDS}`, value: `${fmt(down, 0)} ms`, target: '—', pass: undefined },
+        {
+          metric: `swarm scale ${N}→0 with drain (no local HAProxy: 100 ms grace each, in parallel), median of ${ROUNDS}`,
+          value: `${fmt(down, 0)} ms`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: `\`docker service scale bare=0\`, median of ${ROUNDS}`, value: `${fmt(bareDown, 0)} ms`, target: '—', pass: undefined },
         { metric: `task container killed → registration deleted (n=${dereg.n}) p50`, value: `${fmt(dereg.p50, 0)} ms`, target: '—', pass: undefined },
         { metric: 'task container killed → registration deleted p99', value: `${fmt(dereg.p99, 0)} ms`, target: '≤ 2000 ms', pass: dereg.p99 <= 2000 },
@@ -158,7 +174,7 @@ async function main() {
       [
         '`npm run bench -- swarm` (bench/swarm.ts): private dockerd made a single-node Swarm (`--advertise-addr 127.0.0.1`), etcd on loopback, no HAProxy (routing to both HAProxies is not measured here).',
         `Rounds (ms): up ${upMs.map((x) => fmt(x, 0)).join(', ')} vs ${bareUpMs.map((x) => fmt(x, 0)).join(', ')}; down ${downMs.map((x) => fmt(x, 0)).join(', ')} vs ${bareDownMs.map((x) => fmt(x, 0)).join(', ')}. The first up round includes creating the service. 1-min load average ${fmt(loadBefore, 2)} before, ${fmt(loadavg()[0]!, 2)} after (${cpus().length} cores).`,
-        'Death latency is measured from the `docker kill` call to the registration key\'s delete seen by an etcd watch; the watcher polls tasks every 500 ms and also looks on every service/container event.',
+        "Death latency is measured from the `docker kill` call to the registration key's delete seen by an etcd watch; the watcher polls tasks every 500 ms and also looks on every service/container event.",
       ],
     );
     await registry.close();

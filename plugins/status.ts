@@ -1,4 +1,4 @@
-import type { AgentReport, ApplyResult, EtcdHealth, HistoryFacade, Instance, Plugin, PluginApi, Reply, Routing, StatusColumns, Table } from '../src/plugin.js';
+import type { AgentReport, ApplyResult, EtcdHealth, HistoryFacade, Instance, Plugin, PluginApi, Reply, Routing, StatusColumns, Table, WatcherRecord } from '../src/plugin.js';
 
 /**
  * Beyond these, `status` without a service shows one row per service: a listing of
@@ -37,6 +37,9 @@ export default function status(api: PluginApi): Plugin {
           for (const s of containers?.services ?? []) if (!byService.has(s)) byService.set(s, []);
           // HAProxy state and sessions per instance (this bot's own agent) and every agent's last apply.
           const [hap, agents] = await Promise.all([haproxyColumns(ctx.routing), agentsView(ctx.routing)]);
+          // `switchyard watch` processes: the lease column names the host whose watcher holds an instance.
+          const watchers = (await registry.watchers?.().catch(() => undefined)) ?? [];
+          const hostOf = new Map(watchers.map((w) => [w.lease, w.host]));
           const names = [...byService.keys()].sort();
           const total = listing.instances.length;
           const large = !service && (total > DETAIL_MAX_INSTANCES || names.length > DETAIL_MAX_SERVICES);
@@ -58,7 +61,7 @@ export default function status(api: PluginApi): Plugin {
               const ready = list.filter((i) => stateOf(i) === 'ready').length;
               const want = desired.get(name);
               const rows = [
-                ...list.map((i) => [...row(i, now), ...(containers?.cells(i.service, i.instance) ?? []), ...(hap?.cells(name, i.instance) ?? [])]),
+                ...list.map((i) => [...row(i, now, hostOf), ...(containers?.cells(i.service, i.instance) ?? []), ...(hap?.cells(name, i.instance) ?? [])]),
                 ...(containers?.unregistered(name, new Set(list.map((i) => i.instance))) ?? []).map((u) => [u.instance, '-', 'unregistered', '-', '-', '-', '-', ...u.cells, ...(hap?.cells(name, u.instance) ?? [])]),
               ];
               // A service's instances come a page at a time: Slack shows a few hundred rows at most.
@@ -80,6 +83,7 @@ export default function status(api: PluginApi): Plugin {
           if (hap?.problem) details.push(hap.problem);
           details.push(...agents.problems);
           if (agents.table) tables.push(agents.table);
+          if (watchers.length) tables.push(watchersTable(watchers, now));
           if (service) {
             const recent = await lastChanges(ctx.history, service);
             if (recent.table) tables.push(recent.table);
@@ -137,16 +141,28 @@ const stateOf = (i: Instance) => i.state?.state ?? 'ready';
 /** A raw etcd key may hold control characters: quoted as JSON so it cannot pass for a line of ours. */
 const describeProblem = (p: { key: string; problem: string }) => `${JSON.stringify(p.key.length > 200 ? `${p.key.slice(0, 200)}…` : p.key)}: ${p.problem}`;
 
-function row(i: Instance, now: number): string[] {
+function row(i: Instance, now: number, hostOf: ReadonlyMap<string, string>): string[] {
+  const watcher = i.lease ? hostOf.get(i.lease) : undefined;
   return [
     i.instance,
     i.address,
     stateOf(i),
     String(i.state?.weight ?? 100),
-    i.lease ? 'yes' : '-',
+    watcher ? `watch@${watcher}` : i.lease ? 'yes' : '-',
     i.state?.by ?? '-',
     i.state ? age(now - Date.parse(i.state.at)) : '-',
   ];
+}
+
+/** Watchers alive now (a dead one's record expires with its registrations). */
+function watchersTable(watchers: readonly WatcherRecord[], now: number): { title: string; table: Table } {
+  return {
+    title: `watchers: ${watchers.length}`,
+    table: {
+      header: ['host', 'advertise', 'instances', 'last reconcile'],
+      rows: watchers.map((w) => [w.host, w.advertise, String(w.registered), w.lastReconcile ? `${age(now - Date.parse(w.lastReconcile))} ago` : 'not yet']),
+    },
+  };
 }
 
 function etcdLine(h: EtcdHealth): string {

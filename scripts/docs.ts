@@ -51,7 +51,14 @@ const KEY_DOCS: Record<string, KeyDoc> = {
   acl: { text: 'Access control.' },
   'acl.path': { text: 'The ACL file (see acl.md), relative to this file. Reloaded when it changes.' },
   slack: { text: 'Slack settings that are not secrets (tokens come from the environment).' },
-  'slack.feedChannel': { text: 'ID of the #ops channel the feed posts to. Without it `serve` posts no feed.' },
+  'slack.feedChannel': { text: 'ID of the #ops channel the feed posts to: a feed of everything, the shorthand for one `slack.feeds` entry. Without it (and without `feeds`) `serve` posts no feed.' },
+  'slack.feeds': {
+    text:
+      'Routed feeds, each `{ channel, services, kinds, quiet }`: `channel` a channel ID (one feed per channel); `services` names or globs (`web-*`, default all; HAProxy applies name no service and follow `kinds` alone); ' +
+      '`kinds` of `registry` (instances, state, weights, desired replicas), `haproxy` (applies, agents), `docker` (changes by container deaths, restarts, reconcile), `approval`, `acl` (ACL reloads), default all; ' +
+      '`quiet` of `ttl-refresh` (instances on a TTL lease appearing and expiring), `applies` (successful HAProxy applies; failures always show), `weights`. ' +
+      'Each change goes to every feed it matches; each channel is paced (at most one message a second), coalesced and posted exactly once on its own. `feed mute <service> 30m` typed in a feed channel mutes that feed (elsewhere: every feed) until it expires or `feed unmute`.',
+  },
   haproxy: { text: 'The HAProxy agent. With this section `serve` and `shell --agent` run the agent in-process; `switchyard agent` runs it alone.' },
   'haproxy.config': { text: 'The haproxy.cfg the agent renders (temp file beside it, `haproxy -c`, atomic rename).' },
   'haproxy.adminSocket': { text: 'HAProxy’s runtime API socket (`stats socket … level admin`): servers are added, removed, drained and re-weighted through it.' },
@@ -73,8 +80,12 @@ const KEY_DOCS: Record<string, KeyDoc> = {
   'docker.drainTimeout': { text: 'On scale-down, how long to wait for a drained instance’s sessions to end.', default: dockerDefault('drainTimeoutMs') },
   'docker.lockTtl': { text: 'Lease of the per-service lock: how long a crashed holder blocks the service (at least 2s).', default: dockerDefault('lockTtlMs') },
   'docker.lockWait': { text: 'How long `scale`, `drain` or `undrain` waits for the lock held by another before it is refused.', default: dockerDefault('lockWaitMs') },
+  watch: { text: '`switchyard watch`, one per Docker host: registers the host’s containers labelled `switchyard.register=<service>` while they run, on its own lease (see [docs/watch.md](watch.md)).' },
+  'watch.advertise': { text: 'This host’s address as the load balancers reach it (IP or DNS name, no port): registrations are `<advertise>:<published port>`. Required; never guessed from the interfaces.' },
+  'watch.ttl': { text: 'Lease TTL of the watcher’s registrations (1s–5m): how long they outlive a crashed watcher, host or network cut.' },
+  'watch.host': { text: 'The host ID in `status`, the feed (`by watch@<host>`) and the watcher’s key `<switchyardPrefix>/watchers/<host>`; unique per host.', default: 'the machine’s hostname' },
   history: { text: 'The change history `history` and `status <service>` list: recorded in etcd under `<switchyardPrefix>/history/` by one elected `serve` replica, so it survives restarts and etcd compaction.' },
-  'history.retention': { text: 'How long a recorded change is kept (at least 1m; write e.g. `7d`, `12h`).' },
+  'history.retention': { text: 'How long a recorded change is kept (`168h` is 7 days).' },
   'history.maxEntries': { text: 'At most this many recorded revisions are kept; the oldest go first.' },
   plugins: { text: 'Plugins loaded after the built-in ones, in order: each a module path (relative to this file) or a package name, or `{ module, options }`.' },
   services: { text: 'Services by name. Each gets an HAProxy frontend and backend; one with an `image` can be scaled.' },

@@ -9,4 +9,5 @@ export type { Caller } from './core/caller.js';
 export type { ErrorCode } from './core/errors.js';
 export type { FeedEvent } from './core/feed.js';
 export type { ApplyResult } from './core/apply-result.js';
+export type { WatcherRecord } from './core/watcher-record.js';
 export type { DesiredRecord, EtcdHealth, Instance, InstanceState, Listing, RegistryProblem, StateRecord } from './core/registry.js';

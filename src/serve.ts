@@ -3,14 +3,14 @@ import { withinDeadline } from './adapters/etcd/deadline.js';
 import { EtcdDeduper } from './adapters/etcd/dedupe.js';
 import { createSlackClient, feedClientSettings } from './adapters/slack/client.js';
 import { createSlackApp } from './adapters/slack/app.js';
-import { SlackFeedSink } from './adapters/slack/feed-sink.js';
+import { EtcdFeedMutes } from './adapters/etcd/feed-mutes.js';
 import { loadConfig, loadSecrets } from './config/load.js';
 import { SwitchyardError } from './core/errors.js';
 import { nullFeed } from './core/feed.js';
 import { createLogger } from './core/log.js';
 import { SHUTDOWN_IO_MS, shutDown, stopSignal } from './core/shutdown.js';
 import type { FeedService } from './feed/service.js';
-import { startFeedPoster } from './app/feed.js';
+import { buildSlackFeeds, feedRoutes } from './app/feeds.js';
 import { startHistoryRecorder } from './app/history.js';
 import { EtcdHistory } from './adapters/etcd/history.js';
 import { startOrchestrator } from './orchestrator/orchestrator.js';
@@ -28,12 +28,12 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
     throw new SwitchyardError('E_CONFIG', 'serve needs SLACK_SIGNING_SECRET for the HTTP receiver, or SLACK_APP_TOKEN for Socket Mode');
   }
   const apiUrl = secrets.slackApiUrl;
-  const feedChannel = config.slack?.feedChannel;
-  const feed = feedChannel
-    ? new SlackFeedSink({ client: createSlackClient(secrets.slackBotToken, feedClientSettings(apiUrl), log), channel: feedChannel, log })
+  const routes = feedRoutes(config);
+  const feed = routes.length
+    ? buildSlackFeeds({ routes, client: createSlackClient(secrets.slackBotToken, feedClientSettings(apiUrl), log), log })
     : undefined;
-  if (!feedChannel) log.warn('slack.feedChannel is not set: #ops feed events are not posted');
-  const runtime = await buildRuntime({ config, secrets, log, feed: feed ?? nullFeed, watchAcl: true, agent: true });
+  if (!feed) log.warn('neither slack.feedChannel nor slack.feeds is set: #ops feed events are not posted');
+  const runtime = await buildRuntime({ config, secrets, log, feed: feed?.sink ?? nullFeed, watchAcl: true, agent: true });
   feed?.instrument(runtime.metrics);
   // Kept whether or not Slack is reachable: history does not wait for the channel.
   const recorder = startHistoryRecorder({
@@ -68,10 +68,10 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
   const orchestrator = runtime.orchestration ? startOrchestrator(runtime.orchestration) : undefined;
   // One replica at a time posts registry changes (an etcd election), and only one that can
   // reach Slack may hold that role; every replica serves commands once connected.
-  let poster: FeedService | undefined;
+  let posters: FeedService[] = [];
   void slack.connect().then(
     () => {
-      if (feed) poster = startFeedPoster({ registry: runtime.registry, pacer: feed.pacer, log, metrics: runtime.metrics });
+      if (feed) posters = feed.startPosters({ registry: runtime.registry, mutes: new EtcdFeedMutes(runtime.registry), log, metrics: runtime.metrics });
     },
     // Only stop() ends the attempts; the shutdown below is already under way then.
     (err: unknown) => log.debug({ err }, 'no longer connecting to Slack'),
@@ -86,7 +86,7 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
     [
       ['orchestrator', orchestrator && (() => orchestrator.close())],
       ['slack', () => slack.stop()],
-      ['feed poster', poster && (() => poster?.stop())],
+      ['feed posters', () => Promise.all(posters.map((p) => p.stop())).then(() => undefined)],
       ['history recorder', () => recorder.stop()],
       ['feed', feed && (() => feed.stop())],
       ['runtime', () => runtime.close()],

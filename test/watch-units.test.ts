@@ -11,7 +11,7 @@ import type { RegistryEvent } from '../src/core/registry.js';
 import { changeLine, plainStyle } from '../src/feed/format.js';
 import { desiredFor, inspectSchema, instanceFromName } from '../src/watch/container.js';
 import { nextState } from '../src/watch/keys.js';
-import { eventReason } from '../src/watch/watcher.js';
+import { eventReason, isSigkill } from '../src/watch/watcher.js';
 
 function container(o: { name?: string; labels?: Record<string, string>; status?: string; health?: string; ports?: Record<string, { HostIp: string; HostPort: string }[] | null> }) {
   return inspectSchema.parse({
@@ -73,6 +73,8 @@ describe('nextState: the watcher does not undo what people decided', () => {
   it('names Docker events as reasons', () => {
     expect(eventReason('die')).toBe('container died');
     expect(eventReason('health_status: unhealthy')).toBe('container unhealthy');
+    expect(eventReason('kill')).toBe('container killed');
+    expect([isSigkill('9'), isSigkill('SIGKILL'), isSigkill('15'), isSigkill(undefined)]).toEqual([true, true, false, false]);
   });
 });
 

@@ -18,7 +18,9 @@ import type { EtcdRegistry } from '../src/adapters/etcd/registry.js';
 import type { WatchHandle } from '../src/core/registry.js';
 import { decodeWatcherRecord } from '../src/core/watcher-record.js';
 import { changeLine, plainStyle } from '../src/feed/format.js';
+import type { ContainerEvent } from '../src/watch/docker-events.js';
 import { Watcher } from '../src/watch/watcher.js';
+import { routerOver, shellCaller } from './helpers/core.js';
 import { buildBusyboxImage, sharedDockerHost } from './helpers/docker.js';
 import { sharedEtcdEndpoint, uniquePrefix } from './helpers/etcd.js';
 import { agentConfig, freePort, registryAt, startAgent, startHaproxy, testLog, waitFor, whoAnswers, type RunningAgent, type TestHaproxy } from './helpers/haproxy.js';
@@ -92,6 +94,7 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
   let agent: RunningAgent;
   let url: string;
   let feed: { lines: string[]; handle: WatchHandle };
+  const applied: ContainerEvent[] = [];
 
   beforeAll(async () => {
     const prefix = uniquePrefix('watch');
@@ -102,7 +105,8 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
     url = `http://127.0.0.1:${port}/`;
     agent = await startAgent(agentConfig(endpoint, prefix, hap, 'lb-watch', { web: { listen: `127.0.0.1:${port}` } }), registry);
     feed = await feedOf(registry);
-    watcher = new Watcher({ registry: watcherRegistry, docker, host: 'h1', advertise: '127.0.0.1', ttlMs: 2000, log: testLog, reconcileEveryMs: 1000 });
+    // No periodic reconcile here: each change must come from its Docker event (and say so).
+    watcher = new Watcher({ registry: watcherRegistry, docker, host: 'h1', advertise: '127.0.0.1', ttlMs: 2000, log: testLog, reconcileEveryMs: 600_000, onApplied: (e) => applied.push(e) });
     await watcher.start();
   });
 
@@ -126,7 +130,7 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
     await kill(c);
     await waitFor('web/web-a deregistered', async () => (await registry.get('web', 'web-a')) === undefined, 10_000, 50);
     await waitFor('out of rotation', async () => !(await whoAnswers(url, 3)).has(c.short), 10_000, 50);
-    await waitFor('the feed line', () => feed.lines.some((l) => l === `web/web-a removed (was at 127.0.0.1:${c.port}) — by watch@h1 (container died)`), 5000);
+    await waitFor('the feed line', () => feed.lines.some((l) => l === `web/web-a removed (was at 127.0.0.1:${c.port}) — by watch@h1 (container killed)`), 10_000);
   });
 
   it('docker pause → maint; unpause → ready again', async () => {
@@ -137,7 +141,7 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
     await waitFor('pz/pz-1 in maint', async () => (await registry.get('pz', 'pz-1'))?.state?.state === 'maint', 10_000, 50);
     await docker.getContainer(c.id).unpause();
     await waitFor('pz/pz-1 back to ready', async () => (await registry.get('pz', 'pz-1'))?.state?.state === 'ready', 10_000, 50);
-    await waitFor('the feed line', () => feed.lines.some((l) => l.startsWith('pz/pz-1 in maintenance (was ready) — by watch@h1 (container paused)')), 5000).catch((e) => {
+    await waitFor('the feed line', () => feed.lines.some((l) => l.startsWith('pz/pz-1 in maintenance (was ready) — by watch@h1 (container paused)')), 10_000).catch((e) => {
       throw new Error(`${e}\n${feed.lines.join('\n')}`);
     });
     await docker.getContainer(c.id).remove({ force: true });
@@ -145,9 +149,8 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
 
   it('a HEALTHCHECK container is registered only once healthy, and put in maint when unhealthy', async () => {
     const c = await run({ 'switchyard.register': 'hc', 'switchyard.instance': 'hc-1' }, HEALTH_IMAGE);
-    // Positive sign first: the watcher has handled the start event and a reconcile since.
-    const seen = watcher.reconciles;
-    await waitFor('a reconcile after the start', () => watcher.reconciles >= seen + 1, 10_000, 50);
+    // Positive sign first: the watcher has applied the container's start event.
+    await waitFor('the start event applied', () => applied.some((e) => e.id === c.id && e.action === 'start'), 10_000, 50);
     const health = (await docker.getContainer(c.id).inspect()).State.Health?.Status;
     expect(health).not.toBe('healthy');
     expect(await registry.get('hc', 'hc-1')).toBeUndefined();
@@ -166,13 +169,12 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
 
   it('never registers an unlabelled container, and leaves one with our owner label to the orchestrator', async () => {
     await run({ 'switchyard.instance': 'quiet-1' });
-    await run({ 'switchyard.register': 'quiet', 'switchyard.instance': 'quiet-2', 'switchyard.owner': 'sy-test', 'switchyard.service': 'quiet' });
-    // Positive sign: a labelled container started after them is registered, and a full
-    // reconcile has run since.
-    const seen = watcher.reconciles;
+    const owned = await run({ 'switchyard.register': 'quiet', 'switchyard.instance': 'quiet-2', 'switchyard.owner': 'sy-test', 'switchyard.service': 'quiet' });
+    // Positive sign: the owned container's start event was applied, and a labelled container
+    // started after both is registered (events are applied in order).
     await run({ 'switchyard.register': 'quiet', 'switchyard.instance': 'quiet-3' });
     await waitFor('quiet/quiet-3 registered', async () => (await registry.get('quiet', 'quiet-3')) ?? false, 10_000, 50);
-    await waitFor('a reconcile since', () => watcher.reconciles >= seen + 1, 10_000, 50);
+    expect(applied.some((e) => e.id === owned.id && e.action === 'start')).toBe(true);
     const listed = (await registry.list('quiet')).instances.map((i) => i.instance);
     expect(listed).toEqual(['quiet-3']);
   });
@@ -217,6 +219,20 @@ describe('two watchers and hand-made registrations', { timeout: 60_000 }, () => 
     expect((await registry.get('two', 'two-1'))?.address).toBe(`127.0.0.1:${c.port}`);
     expect((await registry.get('two', 'two-1'))?.lease).toBe(a.lease);
     expect((await registry.get('two', 'manual'))?.address).toBe('10.9.9.9:1');
+
+    // status: the host per instance (in the lease column) and each watcher's last reconcile.
+    const reply = await routerOver({ registry }).dispatch({ text: 'status two', caller: shellCaller() });
+    const instances = reply.tables?.find((t) => t.title?.startsWith('two:'))?.table;
+    expect(instances?.rows.map((r) => [r[0], r[4]])).toEqual([
+      ['manual', '-'],
+      ['two-1', 'watch@ha'],
+    ]);
+    const listed = reply.tables?.find((t) => t.title?.startsWith('watchers'))?.table;
+    expect(listed?.header).toEqual(['host', 'advertise', 'instances', 'last reconcile']);
+    expect(listed?.rows.map((r) => [r[0], r[1], r[3]?.endsWith('ago')])).toEqual([
+      ['ha', '127.0.0.1', true],
+      ['hb', '127.0.0.2', true],
+    ]);
 
     await b.stop();
     const raw = registry.client;
@@ -275,6 +291,15 @@ describe('switchyard watch as a process', { timeout: 120_000 }, () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it('refuses to start without watch.advertise: exit 1, the reason on stderr, nothing registered', async () => {
+    const path = join(dir, 'no-watch.yaml');
+    await writeFile(path, `etcd:\n  endpoints: [${endpoint}]\nregistry:\n  prefix: ${prefix}/services\n  switchyardPrefix: ${prefix}/switchyard\n`);
+    const p = startWatch(path);
+    expect(await exited(p)).toBe(1);
+    expect(stderr).toContain('switchyard watch needs a watch: section with advertise:');
+    expect(await registry.client.get(registry.layout.watcherKey('h1')).string()).toBeNull();
+  });
+
   it('SIGKILL → its registrations expire within the TTL, reported as its host’s; a restart puts right what changed meanwhile', async () => {
     const ttl2 = await config('2s');
     const c1 = await run({ 'switchyard.register': 'proc', 'switchyard.instance': 'p1' });
@@ -308,14 +333,17 @@ describe('switchyard watch as a process', { timeout: 120_000 }, () => {
     const c5 = await run({ 'switchyard.register': 'keep', 'switchyard.instance': 'k5' });
     let p = startWatch(ttl30);
     await waitFor('k4 and k5 registered', async () => (await registry.list('keep')).instances.length === 2, 30_000, 100);
-    const oldLease = await watcherLease();
+    const oldLease = (await registry.get('keep', 'k4'))?.lease;
+    expect(oldLease).toBeDefined();
+    await waitFor('its record on the same lease', async () => (await watcherLease()) === oldLease, 10_000, 50);
     p.kill('SIGKILL');
     await exited(p);
     await kill(c5);
     const c6 = await run({ 'switchyard.register': 'keep', 'switchyard.instance': 'k6' });
 
     p = startWatch(ttl30);
-    await waitFor('a new lease', async () => ((await watcherLease()) ?? oldLease) !== oldLease, 30_000, 100);
+    // The record is written once the restart's first reconcile is done.
+    await waitFor('a record on a new lease', async () => ((await watcherLease()) ?? oldLease) !== oldLease, 30_000, 100);
     const newLease = await watcherLease();
     await waitFor('k4 and k6 registered, k5 removed', async () => (await registry.list('keep')).instances.map((i) => i.instance).sort().join() === 'k4,k6', 10_000, 100);
     // k4 was moved onto the new lease and the old one is revoked: it outlives the old lease.
@@ -323,7 +351,7 @@ describe('switchyard watch as a process', { timeout: 120_000 }, () => {
     const old = await registry.client.leaseClient.leaseTimeToLive({ ID: oldLease! });
     expect(Number(old.TTL)).toBe(-1);
     expect((await registry.get('keep', 'k6'))?.address).toBe(`127.0.0.1:${c6.port}`);
-    expect(feed.lines).toContain(`keep/k5 removed (was at 127.0.0.1:${c5.port}) — by watch@h1 (container gone)`);
+    expect(feed.lines).toContain(`keep/k5 removed (was at 127.0.0.1:${c5.port}) — by watch@h1 (container exited)`);
     expect(c4.port).toBeGreaterThan(0);
 
     const t0 = Date.now();

@@ -4,6 +4,7 @@
  * factory's function name is the plugin's name.
  */
 import drain from '../../plugins/drain.js';
+import feed from '../../plugins/feed.js';
 import help from '../../plugins/help.js';
 import history from '../../plugins/history.js';
 import register from '../../plugins/register.js';
@@ -19,7 +20,7 @@ import { buildPluginApi } from './plugin-api.js';
 /** Built-ins take no options and build their commands synchronously. */
 export type BuiltinFactory = (api: PluginApi) => Plugin;
 
-export const BUILTIN_PLUGINS: readonly BuiltinFactory[] = [help, status, register, weight, scale, drain, render, history];
+export const BUILTIN_PLUGINS: readonly BuiltinFactory[] = [help, status, register, weight, scale, drain, render, history, feed];
 
 /** What hands each plugin its API (the plugin loader's `makeApi`). */
 export const makePluginApi =

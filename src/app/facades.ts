@@ -5,9 +5,12 @@
 import { agentRouting, serverLookup } from '../agent/routing.js';
 import type { HaproxyControl } from '../agent/control.js';
 import type { AgentReports } from '../agent/reports.js';
+import { EtcdRegistry } from '../adapters/etcd/registry.js';
 import type { Config } from '../config/schema.js';
-import { SwitchyardError } from '../core/errors.js';
-import type { Facades, HistoryFacade, RegistryFacade } from '../core/facades.js';
+import type { EtcdFeedMutes } from '../adapters/etcd/feed-mutes.js';
+import { fail, SwitchyardError } from '../core/errors.js';
+import { feedRoutes } from './feeds.js';
+import type { Facades, FeedFacade, HistoryFacade, RegistryFacade } from '../core/facades.js';
 import { currentActor, type FeedSink } from '../core/feed.js';
 import type { Logger } from '../core/log.js';
 import type { Registry } from '../core/registry.js';
@@ -15,6 +18,7 @@ import type { OrchestratorDeps } from '../orchestrator/deps.js';
 import { DockerOrchestration } from '../orchestrator/facade.js';
 import { ServiceRotation } from '../orchestrator/rotation.js';
 import { orchestratorSettings } from '../orchestrator/settings.js';
+import { listWatchers } from '../watch/records.js';
 
 export interface FacadeSources {
   registry: Registry;
@@ -27,6 +31,8 @@ export interface FacadeSources {
   local?: HaproxyControl;
   /** Every agent's last apply, from etcd. */
   reports?: AgentReports;
+  /** Feed mutes in etcd; without them `feed mute` answers E_UNAVAILABLE. */
+  feedMutes?: EtcdFeedMutes;
   /** The change history in etcd; without it `history` answers E_UNAVAILABLE. */
   history?: HistoryFacade;
 }
@@ -58,7 +64,7 @@ export function buildFacades(s: FacadeSources): Facades {
   const log = s.log.child({ component: 'facades' });
   const local = s.local;
   return {
-    registry: registryFacade(s.registry),
+    registry: { ...registryFacade(s.registry), ...(s.registry instanceof EtcdRegistry ? { watchers: () => listWatchers(s.registry as EtcdRegistry) } : {}) },
     rotation: new ServiceRotation({
       registry: s.registry,
       ...(s.orchestration ? { locks: s.orchestration.locks } : {}),
@@ -68,8 +74,23 @@ export function buildFacades(s: FacadeSources): Facades {
     }),
     orchestration: new DockerOrchestration(s.config, s.orchestration, log),
     routing: agentRouting({ ...(local ? { local } : {}), ...(s.reports ? { reports: s.reports } : {}) }),
-    feed: { publish: (e) => s.feed.publish(e) },
+    feed: feedFacade(s),
     history: s.history ?? noHistory,
   };
 }
 
+
+/** Mutes scoped to the channel's feed when typed in one; `by` is whoever runs the command. */
+function feedFacade(s: FacadeSources): FeedFacade {
+  const channels = new Set(feedRoutes(s.config).map((r) => r.channel));
+  const store = () => s.feedMutes ?? fail('E_UNAVAILABLE', 'feed mutes are kept in etcd, which this process does not use');
+  const scopeOf = (channel: string) => (channels.has(channel) ? channel : 'all');
+  return {
+    publish: (e) => s.feed.publish(e),
+    async mute(service, ms, channel) {
+      const m = await store().mute(scopeOf(channel), service, ms, currentActor());
+      return { scope: m.scope === 'all' ? 'every feed' : 'this feed', until: m.until };
+    },
+    unmute: (service, channel) => store().unmute(scopeOf(channel), service),
+  };
+}

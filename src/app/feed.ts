@@ -13,6 +13,7 @@ import type { Logger } from '../core/log.js';
 import type { Metrics } from '../core/metrics.js';
 import { FeedService, type ChangeQueue } from '../feed/service.js';
 import { startFeedTail, type FeedTail } from '../feed/tail.js';
+import type { FeedChange } from '../feed/types.js';
 
 export interface FeedPosterOptions {
   registry: EtcdRegistry;
@@ -25,6 +26,10 @@ export interface FeedPosterOptions {
   /** Default: host/pid/random. */
   replica?: string;
   idlePersistMs?: number;
+  /** Election role and position key of this feed (default: the single feed's). */
+  role?: string;
+  positionKey?: string;
+  filter?: (changes: FeedChange[]) => Promise<FeedChange[]>;
 }
 
 /** Campaign for the poster role and, while holding it, post the registry's changes. */
@@ -33,12 +38,13 @@ export function startFeedPoster(o: FeedPosterOptions): FeedService {
   const log = o.log.child({ replica });
   const service = new FeedService({
     source: new EtcdChangeSource(o.registry, log),
-    position: new EtcdFeedPosition(o.registry),
+    position: new EtcdFeedPosition(o.registry, o.positionKey),
     election: new EtcdPosterElection({
       client: o.registry.client,
       layout: o.registry.layout,
       endpoints: o.registry.endpoints,
       replica,
+      ...(o.role !== undefined ? { role: o.role } : {}),
       ...(o.ttlSec !== undefined ? { ttlSec: o.ttlSec } : {}),
       log,
     }),
@@ -46,6 +52,7 @@ export function startFeedPoster(o: FeedPosterOptions): FeedService {
     log,
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.idlePersistMs !== undefined ? { idlePersistMs: o.idlePersistMs } : {}),
+    ...(o.filter ? { filter: o.filter } : {}),
   });
   service.start();
   return service;

@@ -31,12 +31,13 @@ function offline<T extends object>(what: string): T {
 }
 
 export function offlineFacades(): Facades {
+  const feedOffline = offline<Facades['feed']>('the feed');
   return {
     registry: offline('the registry'),
     rotation: offline('rotation'),
     orchestration: offline('orchestration'),
     routing: offline('routing'),
-    feed: { publish: () => {} },
+    feed: { publish: () => {}, mute: (...a) => feedOffline.mute(...a), unmute: (...a) => feedOffline.unmute(...a) },
     history: offline('the change history'),
   };
 }

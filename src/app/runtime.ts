@@ -1,3 +1,4 @@
+import { EtcdFeedMutes } from '../adapters/etcd/feed-mutes.js';
 import { EtcdHistory } from '../adapters/etcd/history.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../adapters/etcd/registry.js';
 import { EtcdAgentReports } from '../agent/reports.js';
@@ -20,7 +21,7 @@ import type { LocalAgent } from './local-agent.js';
  * Every command name the SPEC defines. acl.yaml may name commands whose plugin is not
  * loaded here (yet); a name outside this list is a typo that would silently match nothing.
  */
-export const SPEC_COMMANDS = ['help', 'status', 'register', 'deregister', 'weight', 'scale', 'drain', 'undrain', 'render', 'history'] as const;
+export const SPEC_COMMANDS = ['help', 'status', 'register', 'deregister', 'weight', 'scale', 'drain', 'undrain', 'render', 'history', 'feed'] as const;
 
 export const knownCommands = (plugins: readonly Plugin[]) => [
   ...new Set([...SPEC_COMMANDS, ...plugins.flatMap((p) => p.commands.map((c) => c.name))]),
@@ -84,6 +85,7 @@ export async function buildRuntime(opts: {
       ...(agent ? { local: agent.control } : {}),
       reports: new EtcdAgentReports(registry),
       history: new EtcdHistory(registry),
+      feedMutes: new EtcdFeedMutes(registry),
     });
     loaded = await loadRuntimePlugins({ config, facades, log });
     const { plugins } = loaded;

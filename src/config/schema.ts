@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SwitchyardError } from '../core/errors.js';
+import { FEED_KINDS, QUIET_KINDS } from '../feed/routes.js';
 import { address, NAME_RE, parseDuration, parseHostPort } from '../core/names.js';
 
 const durationMs = z.string().transform((s, ctx) => {
@@ -113,7 +114,32 @@ export const configSchema = z
       .strict()
       .default({ prefix: '/services', switchyardPrefix: '/switchyard' }),
     acl: z.object({ path: z.string().default('./acl.yaml') }).strict().default({ path: './acl.yaml' }),
-    slack: z.object({ feedChannel: channelId.optional() }).strict().optional(),
+    slack: z
+      .object({
+        feedChannel: channelId.optional(),
+        /** Routed feeds: each change goes to every feed it matches, each channel paced on its own. */
+        feeds: z
+          .array(
+            z
+              .object({
+                channel: channelId,
+                services: z.array(z.string().regex(/^[a-z0-9_.*?-]+$/, 'must be a service name or a glob (* and ?)')).min(1).default(['*']),
+                kinds: z.array(z.enum(FEED_KINDS)).min(1).default([...FEED_KINDS]),
+                quiet: z.array(z.enum(QUIET_KINDS)).default([]),
+              })
+              .strict(),
+          )
+          .optional(),
+      })
+      .strict()
+      .superRefine((s, ctx) => {
+        const seen = new Set<string>();
+        for (const [i, f] of (s.feeds ?? []).entries()) {
+          if (seen.has(f.channel)) ctx.addIssue({ code: 'custom', path: ['feeds', i, 'channel'], message: `${f.channel} has two feeds: merge them into one` });
+          seen.add(f.channel);
+        }
+      })
+      .optional(),
     haproxy: z
       .object({
         config: z.string(),
@@ -162,7 +188,7 @@ export const configSchema = z
     /** The change history `history` lists (kept in etcd by the elected recorder in `serve`). */
     history: z
       .object({
-        retention: durationMs.refine((ms) => ms >= 60_000, 'must be at least 1m').default(DEFAULT_HISTORY_RETENTION_MS),
+        retention: durationMs.refine((ms) => ms >= 1000, 'must be at least 1s').default(DEFAULT_HISTORY_RETENTION_MS),
         maxEntries: z.number().int().min(100).max(10_000_000).default(DEFAULT_HISTORY_MAX_ENTRIES),
       })
       .strict()

@@ -12,6 +12,7 @@ import type { ErrorCode } from './errors.js';
 import type { FeedEvent } from './feed.js';
 import type { DesiredRecord, EtcdHealth, Instance, InstanceState, Listing } from './registry.js';
 import type { Table } from './reply.js';
+import type { WatcherRecord } from './watcher-record.js';
 
 export interface RegistryFacade {
   list(service?: string): Promise<Listing>;
@@ -25,6 +26,8 @@ export interface RegistryFacade {
   setWeight(service: string, instance: string, weight: number): Promise<void>;
   getDesired(service: string): Promise<DesiredRecord | undefined>;
   health(): Promise<EtcdHealth>;
+  /** The `switchyard watch` processes alive now (their records); absent on registries without them. */
+  watchers?(): Promise<WatcherRecord[]>;
 }
 
 /** One server as the local HAProxy sees it. `status`: UP, DOWN, DRAIN, MAINT, NOLB, … */
@@ -196,6 +199,13 @@ export interface HistoryFacade {
 /** Post to #ops (plain text; the sink escapes it). */
 export interface FeedFacade {
   publish(event: FeedEvent): void;
+  /**
+   * Leave `service`'s changes out of the feed for `ms`: the feed of `channel` when that is a
+   * feed channel, else every feed. Ends by itself. E_UNAVAILABLE where no feed is kept.
+   */
+  mute(service: string, ms: number, channel: string): Promise<{ scope: 'this feed' | 'every feed'; until: string }>;
+  /** False when no such mute was set. */
+  unmute(service: string, channel: string): Promise<boolean>;
 }
 
 export interface Facades {

@@ -59,10 +59,10 @@ export const address = z
   })
   .describe('host:port');
 
-const DURATION_RE = /^(\d+)(ms|s|m|h|d)$/;
-const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION_RE = /^(\d+)(ms|s|m|h)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
-/** `500ms`, `30s`, `2m`, `1h`, `7d` → milliseconds; undefined if malformed. */
+/** `500ms`, `30s`, `2m`, `1h` → milliseconds; undefined if malformed. */
 export function parseDuration(s: string): number | undefined {
   const m = DURATION_RE.exec(s.trim());
   if (!m) return undefined;

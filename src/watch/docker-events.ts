@@ -11,12 +11,12 @@ import { z } from 'zod';
 import type { Logger } from '../core/log.js';
 import { LABEL_REGISTER } from './container.js';
 
-export const WATCHED_ACTIONS = ['start', 'die', 'stop', 'pause', 'unpause', 'health_status', 'destroy'] as const;
+export const WATCHED_ACTIONS = ['start', 'kill', 'die', 'stop', 'pause', 'unpause', 'health_status', 'destroy'] as const;
 
 const eventSchema = z.object({
   Type: z.string(),
   Action: z.string(),
-  Actor: z.object({ ID: z.string().min(1) }),
+  Actor: z.object({ ID: z.string().min(1), Attributes: z.record(z.string(), z.string()).nullish() }),
   time: z.number().optional(),
 });
 
@@ -24,6 +24,8 @@ export interface ContainerEvent {
   id: string;
   /** e.g. `die`, `health_status: unhealthy`. */
   action: string;
+  /** `kill` only: the signal, `9` or `SIGKILL` depending on the engine. */
+  signal?: string;
 }
 
 export interface LabelledEventsOptions {
@@ -102,8 +104,7 @@ export class LabelledEvents {
     res.setEncoding('utf8');
     res.on('data', (chunk: string) => {
       buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl).trim();
         buf = buf.slice(nl + 1);
         if (line) this.handleLine(line);
@@ -122,12 +123,13 @@ export class LabelledEvents {
     } catch {
       parsed = undefined;
     }
-    if (!parsed || parsed.Type !== 'container') {
+    if (parsed?.Type !== 'container') {
       this.log.warn({ line: line.slice(0, 300) }, 'watch: ignoring an unreadable docker event');
       return;
     }
     if (parsed.time !== undefined) this.lastEventSec = parsed.time;
-    const e = { id: parsed.Actor.ID, action: parsed.Action };
+    const signal = parsed.Actor.Attributes?.signal;
+    const e = { id: parsed.Actor.ID, action: parsed.Action, ...(signal !== undefined ? { signal } : {}) };
     this.safely(() => this.opts.onEvent(e));
   }
 

@@ -26,6 +26,8 @@ export interface WatcherOptions {
   reconcileEveryMs?: number;
   /** First retry after a failed etcd or Docker call; default 500 ms. */
   retryMs?: number;
+  /** Told after each Docker event has been applied (tests and the bench wait on it). */
+  onApplied?: (e: ContainerEvent) => void;
 }
 
 /** Part of the 5 s SIGTERM budget for the change in hand; the revoke needs the rest. */
@@ -36,12 +38,15 @@ const keyOf = (r: Registered) => `${r.service}/${r.instance}`;
 
 const REASONS: Record<string, string> = {
   start: 'container started',
+  kill: 'container killed',
   die: 'container died',
   stop: 'container stopped',
   destroy: 'container removed',
   pause: 'container paused',
   unpause: 'container unpaused',
 };
+
+export const isSigkill = (signal: string | undefined): boolean => signal === '9' || signal === 'SIGKILL' || signal === 'KILL';
 
 export function eventReason(action: string): string {
   if (action.startsWith('health_status')) return `container ${action.split(':')[1]?.trim() || 'health changed'}`;
@@ -156,8 +161,12 @@ export class Watcher {
 
   private async onEvent(e: ContainerEvent): Promise<void> {
     this.handled++;
-    const desired = await this.inspect(e.id);
+    if (e.action === 'kill' && !isSigkill(e.signal)) return;
+    // SIGKILL cannot be caught: the container is as good as dead, and Docker's `die` comes
+    // only after its teardown (up to a second later). Other signals may be handled.
+    const desired: Desired = e.action === 'kill' ? { kind: 'absent', why: 'container killed' } : await this.inspect(e.id);
     await this.apply(e.id, desired, eventReason(e.action));
+    this.opts.onApplied?.(e);
   }
 
   private async apply(id: string, desired: Desired, reason: string): Promise<void> {
@@ -195,7 +204,10 @@ export class Watcher {
     const listed = await this.opts.docker.listContainers({ all: true, filters: { label: [LABEL_REGISTER] } });
     const wanted = new Map<string, { id: string; desired: Desired & { kind: 'register' } }>();
     const inspected = await Promise.all(listed.map(async (c) => [c.Id, await this.inspect(c.Id)] as const));
+    /** Why a stopped container's instance goes (exited, dead); unlisted ones are simply gone. */
+    const gone = new Map<string, string>();
     for (const [id, desired] of inspected) {
+      if (desired.kind === 'absent' && desired.service && desired.instance) gone.set(keyOf({ service: desired.service, instance: desired.instance }), desired.why);
       if (desired.kind !== 'register') continue;
       const k = keyOf(desired);
       if (wanted.has(k)) {
@@ -205,7 +217,7 @@ export class Watcher {
       wanted.set(k, { id, desired });
     }
     for (const owned of await this.keys.owned()) {
-      if (!wanted.has(keyOf(owned))) await this.keys.remove(owned.service, owned.instance, 'container gone');
+      if (!wanted.has(keyOf(owned))) await this.keys.remove(owned.service, owned.instance, gone.get(keyOf(owned)) ?? 'container gone');
     }
     this.byContainer.clear();
     for (const { id, desired } of wanted.values()) await this.apply(id, desired, `${desired.why}`);

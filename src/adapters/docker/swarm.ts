@@ -24,11 +24,13 @@ export interface SwarmServiceSpec {
 const serviceSchema = z.object({
   ID: z.string(),
   Version: z.object({ Index: z.number().int() }),
-  Spec: z.object({
-    Name: z.string(),
-    Labels: z.record(z.string(), z.string()).nullish(),
-    Mode: z.object({ Replicated: z.object({ Replicas: z.number().int().optional() }).optional() }).passthrough(),
-  }).passthrough(),
+  Spec: z
+    .object({
+      Name: z.string(),
+      Labels: z.record(z.string(), z.string()).nullish(),
+      Mode: z.object({ Replicated: z.object({ Replicas: z.number().int().optional() }).optional() }).passthrough(),
+    })
+    .passthrough(),
 });
 export type SwarmService = z.output<typeof serviceSchema>;
 
@@ -38,16 +40,20 @@ const taskSchema = z.object({
   Slot: z.number().int().optional(),
   NodeID: z.string().optional(),
   DesiredState: z.string(),
-  Status: z.object({
-    Timestamp: z.string().optional(),
-    State: z.string(),
-    Err: z.string().optional(),
-    ContainerStatus: z.object({ ContainerID: z.string().optional() }).passthrough().optional(),
-    PortStatus: z
-      .object({ Ports: z.array(z.object({ Protocol: z.string().optional(), TargetPort: z.number().int(), PublishedPort: z.number().int().optional() })).nullish() })
-      .passthrough()
-      .optional(),
-  }).passthrough(),
+  Status: z
+    .object({
+      Timestamp: z.string().optional(),
+      State: z.string(),
+      Err: z.string().optional(),
+      ContainerStatus: z.object({ ContainerID: z.string().optional() }).passthrough().optional(),
+      PortStatus: z
+        .object({
+          Ports: z.array(z.object({ Protocol: z.string().optional(), TargetPort: z.number().int(), PublishedPort: z.number().int().optional() })).nullish(),
+        })
+        .passthrough()
+        .optional(),
+    })
+    .passthrough(),
   CreatedAt: z.string().optional(),
 });
 
@@ -80,7 +86,11 @@ export interface SwarmNode {
   addr: string;
 }
 
-const eventSchema = z.object({ Type: z.string(), Action: z.string(), Actor: z.object({ ID: z.string(), Attributes: z.record(z.string(), z.string()).optional() }) });
+const eventSchema = z.object({
+  Type: z.string(),
+  Action: z.string(),
+  Actor: z.object({ ID: z.string(), Attributes: z.record(z.string(), z.string()).optional() }),
+});
 
 /** A concurrent update won: Swarm refuses an update made with a stale version index. */
 const OUT_OF_SEQUENCE = /update out of sequence/i;
@@ -99,7 +109,8 @@ export class SwarmEngine {
     try {
       return await fn();
     } catch (err) {
-      if (OUT_OF_SEQUENCE.test(dockerMessage(err))) throw new SwitchyardError('E_CONFLICT', `swarm ${op}: another update changed the service first`, { cause: err });
+      if (OUT_OF_SEQUENCE.test(dockerMessage(err)))
+        throw new SwitchyardError('E_CONFLICT', `swarm ${op}: another update changed the service first`, { cause: err });
       throw toEngineError(err, { op: `swarm ${op}`, host: this.host });
     }
   }
@@ -107,13 +118,19 @@ export class SwarmEngine {
   /** The service by name; undefined when Swarm has none. */
   async inspectService(name: string): Promise<SwarmService | undefined> {
     const list = await this.call('list services', () => this.docker.listServices({ filters: JSON.stringify({ name: [name] }) }) as Promise<unknown>);
-    const found = z.array(serviceSchema).parse(list).filter((s) => s.Spec.Name === name);
+    const found = z
+      .array(serviceSchema)
+      .parse(list)
+      .filter((s) => s.Spec.Name === name);
     return found[0];
   }
 
   /** Services carrying our owner label. */
   async listOwned(owner: string): Promise<SwarmService[]> {
-    const list = await this.call('list services', () => this.docker.listServices({ filters: JSON.stringify({ label: [`${LABEL_OWNER}=${owner}`] }) }) as Promise<unknown>);
+    const list = await this.call(
+      'list services',
+      () => this.docker.listServices({ filters: JSON.stringify({ label: [`${LABEL_OWNER}=${owner}`] }) }) as Promise<unknown>,
+    );
     return z.array(serviceSchema).parse(list);
   }
 
@@ -148,17 +165,20 @@ export class SwarmEngine {
 
   async tasks(serviceId: string): Promise<SwarmTask[]> {
     const list = await this.call('list tasks', () => this.docker.listTasks({ filters: JSON.stringify({ service: [serviceId] }) }) as Promise<unknown>);
-    return z.array(taskSchema).parse(list).map((t) => ({
-      id: t.ID,
-      slot: t.Slot ?? 0,
-      nodeId: t.NodeID ?? '',
-      state: t.Status.State,
-      desiredState: t.DesiredState,
-      error: t.Status.Err ?? '',
-      containerId: t.Status.ContainerStatus?.ContainerID || undefined,
-      published: publishedPorts(t.Status.PortStatus?.Ports ?? []),
-      since: t.Status.Timestamp ? new Date(t.Status.Timestamp) : undefined,
-    }));
+    return z
+      .array(taskSchema)
+      .parse(list)
+      .map((t) => ({
+        id: t.ID,
+        slot: t.Slot ?? 0,
+        nodeId: t.NodeID ?? '',
+        state: t.Status.State,
+        desiredState: t.DesiredState,
+        error: t.Status.Err ?? '',
+        containerId: t.Status.ContainerStatus?.ContainerID || undefined,
+        published: publishedPorts(t.Status.PortStatus?.Ports ?? []),
+        since: t.Status.Timestamp ? new Date(t.Status.Timestamp) : undefined,
+      }));
   }
 
   async nodes(): Promise<Map<string, SwarmNode>> {
@@ -189,12 +209,9 @@ export class SwarmEngine {
             let buf = '';
             stream!.on('data', (chunk: Buffer) => {
               buf += chunk.toString('utf8');
-              let i;
-              while ((i = buf.indexOf('\n')) >= 0) {
-                const line = buf.slice(0, i);
-                buf = buf.slice(i + 1);
-                if (eventSchema.safeParse(safeJson(line)).success) onChange();
-              }
+              const lines = buf.split('\n');
+              buf = lines.pop() ?? '';
+              for (const line of lines) if (eventSchema.safeParse(safeJson(line)).success) onChange();
             });
             stream!.on('end', resolve);
             stream!.on('close', resolve);

@@ -40,9 +40,11 @@ export class SwarmBackend {
         return { view: changes.length ? await swarmView(this.deps, this.deps.swarm, service) : view, changes, problems };
       });
     this.chains.set(service, next);
-    void next.finally(() => {
-      if (this.chains.get(service) === next) this.chains.delete(service);
-    }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.chains.get(service) === next) this.chains.delete(service);
+      })
+      .catch(() => undefined);
     return next;
   }
 }
@@ -52,7 +54,9 @@ const backends = new WeakMap<OrchestratorDeps, SwarmBackend>();
 /** The one backend per deps: the facade's scales and the watcher must share its sync queue. */
 export function swarmBackendOf(deps: OrchestratorDeps): SwarmBackend | undefined {
   if (!deps.swarm) return undefined;
-  let b = backends.get(deps);
-  if (!b) backends.set(deps, (b = new SwarmBackend(deps as SwarmDeps)));
+  const known = backends.get(deps);
+  if (known) return known;
+  const b = new SwarmBackend(deps as SwarmDeps);
+  backends.set(deps, b);
   return b;
 }

@@ -38,7 +38,8 @@ export async function swarmColumns(backend: SwarmBackend, only: string | undefin
       return t ? cellsOf(t) : SWARM_HEADER.map(() => '-');
     },
     services: [...slots.keys()].filter((s) => (slots.get(s) ?? []).length > 0),
-    unregistered: (service, registered) => (slots.get(service) ?? []).filter((t) => !registered.has(t.instance)).map((t) => ({ instance: t.instance, cells: cellsOf(t) })),
+    unregistered: (service, registered) =>
+      (slots.get(service) ?? []).filter((t) => !registered.has(t.instance)).map((t) => ({ instance: t.instance, cells: cellsOf(t) })),
     ...(problems.length ? { problem: problems.sort().join('; ') } : {}),
   };
 }
@@ -57,7 +58,9 @@ export function joinColumns(docker: StatusColumns | undefined, swarm: StatusColu
     cells: (s, i) => (isSwarm(s) ? [...blankD, ...swarm.cells(s, i)] : [...docker.cells(s, i), ...blankS]),
     services: [...new Set([...docker.services, ...swarm.services])],
     unregistered: (s, reg) =>
-      isSwarm(s) ? swarm.unregistered(s, reg).map((r) => ({ instance: r.instance, cells: [...blankD, ...r.cells] })) : docker.unregistered(s, reg).map((r) => ({ instance: r.instance, cells: [...r.cells, ...blankS] })),
+      isSwarm(s)
+        ? swarm.unregistered(s, reg).map((r) => ({ instance: r.instance, cells: [...blankD, ...r.cells] }))
+        : docker.unregistered(s, reg).map((r) => ({ instance: r.instance, cells: [...r.cells, ...blankS] })),
     ...(problem ? { problem } : {}),
   };
 }

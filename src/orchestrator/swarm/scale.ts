@@ -12,7 +12,7 @@ import { asSwitchyardError } from '../failure.js';
 import { describeHolder } from '../lock.js';
 import { ownedBy } from '../ownership.js';
 import { waitDrained } from '../retire.js';
-import type { SwarmBackend } from './backend.js';
+import type { SwarmBackend, SyncOutcome } from './backend.js';
 import { isOwnedService, type TaskView } from './sync.js';
 
 /** Tries at a replica update when someone outside switchyard updates the service meanwhile. */
@@ -40,16 +40,36 @@ export async function scaleSwarmService(backend: SwarmBackend, req: SwarmScaleRe
   try {
     let current = await deps.swarm.inspectService(service);
     if (current && !isOwnedService(current, deps.settings.owner)) {
-      fail('E_CONFLICT', `the Swarm service ${service} was not created by this switchyard (no switchyard.owner=${deps.settings.owner} label): it is never touched`);
+      fail(
+        'E_CONFLICT',
+        `the Swarm service ${service} was not created by this switchyard (no switchyard.owner=${deps.settings.owner} label): it is never touched`,
+      );
     }
     await deps.registry.setDesired(service, replicas, actor);
     const first = await backend.sync(service, actor);
-    const outcome: ScaleOutcome = { service, replicas, before: first.view.running.length, running: [], started: [], retired: [], failed: [], tidied: first.changes, problems: [...first.problems] };
-    first.changes.forEach((c) => progress(c));
+    const outcome: ScaleOutcome = {
+      service,
+      replicas,
+      before: first.view.running.length,
+      running: [],
+      started: [],
+      retired: [],
+      failed: [],
+      tidied: first.changes,
+      problems: [...first.problems],
+    };
+    for (const c of first.changes) progress(c);
     if (!current) {
       if (replicas === 0) return outcome;
       progress(`${service}: creating the Swarm service`);
-      current = await deps.swarm.createService({ service, owner: deps.settings.owner, image: svc.image, port: svc.port, ...(svc.cmd ? { cmd: svc.cmd } : {}), env: svc.env });
+      current = await deps.swarm.createService({
+        service,
+        owner: deps.settings.owner,
+        image: svc.image,
+        port: svc.port,
+        ...(svc.cmd ? { cmd: svc.cmd } : {}),
+        env: svc.env,
+      });
     }
     const victims = first.view.running.filter((t) => t.task.slot > replicas).sort((a, b) => b.task.slot - a.task.slot);
     if (victims.length) {
@@ -61,18 +81,32 @@ export async function scaleSwarmService(backend: SwarmBackend, req: SwarmScaleRe
     // Swarm chose other tasks than the highest slots: what we drained and it kept goes back in rotation.
     const kept = victims.filter((v) => end.view.running.some((t) => t.instance === v.instance));
     for (const v of kept) await deps.registry.setState(service, v.instance, 'ready', ownedBy(actor, deps.settings.owner)).catch(() => undefined);
-    if (kept.length) end.problems.push(`${service}: Swarm removed other tasks than ${kept.map((v) => v.instance).join(', ')}, which were drained first and are back in rotation`);
+    if (kept.length)
+      end.problems.push(
+        `${service}: Swarm removed other tasks than ${kept.map((v) => v.instance).join(', ')}, which were drained first and are back in rotation`,
+      );
     const before = new Set(first.view.running.map((t) => t.instance));
     const after = new Set(end.view.running.map((t) => t.instance));
     outcome.started = [...after].filter((i) => !before.has(i)).sort();
     outcome.retired = [...before].filter((i) => !after.has(i)).sort();
     outcome.running = end.view.running.map((t) => {
       const reg = end.view.registrations.find((r) => r.instance === t.instance);
-      return { instance: t.instance, address: t.address ?? '-', state: reg ? (reg.state?.state ?? 'ready') : 'unregistered', container: t.task.id.slice(0, 12), status: `${t.task.state} on ${t.node?.hostname ?? t.task.nodeId}` };
+      return {
+        instance: t.instance,
+        address: t.address ?? '-',
+        state: reg ? (reg.state?.state ?? 'ready') : 'unregistered',
+        container: t.task.id.slice(0, 12),
+        status: `${t.task.state} on ${t.node?.hostname ?? t.task.nodeId}`,
+      };
     });
     outcome.failed = end.view.slots
       .filter((t) => t.task.slot <= replicas && !after.has(t.instance) && t.task.error)
-      .map((t) => ({ instance: t.instance, code: 'E_UNAVAILABLE' as const, message: `task ${t.task.id.slice(0, 12)} ${t.task.state}: ${t.task.error}`, details: [] }));
+      .map((t) => ({
+        instance: t.instance,
+        code: 'E_UNAVAILABLE' as const,
+        message: `task ${t.task.id.slice(0, 12)} ${t.task.state}: ${t.task.error}`,
+        details: [],
+      }));
     outcome.problems.push(...end.problems);
     if (!lock.held) outcome.problems.push(`the lock on ${service} was lost midway (etcd unreachable past its lease): another change may have overlapped`);
     return outcome;
@@ -126,7 +160,7 @@ async function waitConverged(backend: SwarmBackend, service: string, replicas: n
   const deadline = Date.now() + backend.deps.settings.startTimeoutMs;
   let said = '';
   for (;;) {
-    let out;
+    let out: SyncOutcome;
     try {
       out = await backend.sync(service, actor);
     } catch (err) {
@@ -134,15 +168,22 @@ async function waitConverged(backend: SwarmBackend, service: string, replicas: n
       await sleep(POLL_MS);
       continue;
     }
-    const running = out.view.running.filter((t) => t.task.slot <= replicas).length;
-    const extra = out.view.running.length - running;
+    const running = out.view.running.length;
+    const extra = out.view.stopping;
     const errors = out.view.slots.filter((t) => t.task.error && t.task.state !== 'running').map((t) => `${t.instance}: ${t.task.state}: ${t.task.error}`);
     const text = [`${service}: ${running}/${replicas} running${extra ? ` (${extra} stopping)` : ''}`, ...errors].join('\n');
-    if (text !== said) progress((said = text));
-    const done = out.view.running.length === replicas;
+    if (text !== said) {
+      said = text;
+      progress(text);
+    }
+    // Registered too: a task can start running between the sync's write and its re-read.
+    const registered = (t: TaskView) => out.view.registrations.some((r) => r.instance === t.instance && r.address === t.address);
+    const done = running === replicas && extra === 0 && out.view.running.every(registered);
     if (done) return out;
     if (Date.now() > deadline) {
-      out.problems.push(`${service}: ${running}/${replicas} running after ${Math.round(backend.deps.settings.startTimeoutMs / 1000)}s${errors.length ? `; ${errors.join('; ')}` : ''}`);
+      out.problems.push(
+        `${service}: ${running}/${replicas} running after ${Math.round(backend.deps.settings.startTimeoutMs / 1000)}s${errors.length ? `; ${errors.join('; ')}` : ''}`,
+      );
       return out;
     }
     await sleep(POLL_MS);

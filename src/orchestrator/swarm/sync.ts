@@ -29,6 +29,8 @@ export interface SwarmServiceView {
   slots: TaskView[];
   /** Slots whose current task runs and has an address. */
   running: TaskView[];
+  /** Tasks Swarm is shutting down that still run (scale-down is done when none is left). */
+  stopping: number;
   registrations: Instance[];
 }
 
@@ -41,7 +43,7 @@ const rank = (t: SwarmTask) => (t.state === 'running' && t.desiredState === 'run
 export async function swarmView(deps: OrchestratorDeps, swarm: SwarmEngine, service: string): Promise<SwarmServiceView> {
   const [svc, listing] = await Promise.all([swarm.inspectService(service), deps.registry.list(service)]);
   const registrations = listing.instances.filter((r) => r.service === service);
-  if (!svc || !isOwnedService(svc, deps.settings.owner)) return { service: svc, foreign: !!svc, slots: [], running: [], registrations };
+  if (!svc || !isOwnedService(svc, deps.settings.owner)) return { service: svc, foreign: !!svc, slots: [], running: [], stopping: 0, registrations };
   const [tasks, nodes] = await Promise.all([swarm.tasks(svc.ID), swarm.nodes()]);
   const port = deps.config.services[service]?.port;
   const bySlot = new Map<number, SwarmTask>();
@@ -59,14 +61,20 @@ export async function swarmView(deps: OrchestratorDeps, swarm: SwarmEngine, serv
       return { instance: taskInstance(service, task.slot), task, node, address };
     });
   const running = slots.filter((s) => s.task.state === 'running' && s.task.desiredState === 'running' && s.address !== undefined);
-  return { service: svc, foreign: false, slots, running, registrations };
+  const stopping = tasks.filter((t) => t.desiredState !== 'running' && (t.state === 'running' || t.state === 'starting')).length;
+  return { service: svc, foreign: false, slots, running, stopping, registrations };
 }
 
 /**
  * Make the registry match the running tasks. Returns what changed, as lines. A registration
  * of the same name that is not ours is left alone and reported.
  */
-export async function syncRegistrations(deps: OrchestratorDeps, view: SwarmServiceView, service: string, actor: string): Promise<{ changes: string[]; problems: string[] }> {
+export async function syncRegistrations(
+  deps: OrchestratorDeps,
+  view: SwarmServiceView,
+  service: string,
+  actor: string,
+): Promise<{ changes: string[]; problems: string[] }> {
   const { registry, settings } = deps;
   const by = ownedBy(actor, settings.owner);
   const changes: string[] = [];
@@ -77,14 +85,17 @@ export async function syncRegistrations(deps: OrchestratorDeps, view: SwarmServi
     if (!isOwned(r.state?.by, settings.owner)) continue;
     const t = want.get(r.instance);
     if (t && t.address === r.address) continue;
-    if (await registry.deregister(service, r.instance)) changes.push(`${service}/${r.instance} deregistered (${t ? `task moved to ${t.address}` : 'no running task'})`);
+    if (await registry.deregister(service, r.instance))
+      changes.push(`${service}/${r.instance} deregistered (${t ? `task moved to ${t.address}` : 'no running task'})`);
   }
   const registered = new Map(view.registrations.map((r) => [r.instance, r]));
   for (const t of want.values()) {
     const r = registered.get(t.instance);
     if (r && r.address === t.address && isOwned(r.state?.by, settings.owner)) continue;
     if (r && !isOwned(r.state?.by, settings.owner)) {
-      problems.push(`${service}/${t.instance} is registered by someone else (${r.state?.by ?? 'no state record'}): task ${t.task.id.slice(0, 12)} left unregistered`);
+      problems.push(
+        `${service}/${t.instance} is registered by someone else (${r.state?.by ?? 'no state record'}): task ${t.task.id.slice(0, 12)} left unregistered`,
+      );
       continue;
     }
     await registry.register(service, t.instance, t.address!, { by });

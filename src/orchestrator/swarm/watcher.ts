@@ -89,7 +89,12 @@ export class SwarmWatcher {
       const line = { service, changes: out.changes, problems: out.problems, desired, running: out.view.running.length };
       lines.push(line);
       text.push(...out.changes);
-      const drift = [desired !== undefined && desired !== line.running ? `${service} (swarm): desired ${desired}, running ${line.running}` : '', ...out.problems].filter(Boolean).join('\n');
+      const drift = [
+        desired !== undefined && desired !== line.running ? `${service} (swarm): desired ${desired}, running ${line.running}` : '',
+        ...out.problems,
+      ]
+        .filter(Boolean)
+        .join('\n');
       if (drift !== (this.reported.get(service) ?? '')) {
         if (drift) text.push(drift);
         else text.push(`${service} (swarm): back in line (desired ${desired ?? '-'}, running ${line.running})`);
