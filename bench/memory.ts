@@ -22,7 +22,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
@@ -365,6 +365,7 @@ async function measure(phase: Phase, index: number, nodeArgs: readonly string[],
 }
 
 async function main(): Promise<void> {
+  const loadBefore = loadavg()[0]!;
   const phases = [...PHASES.entries()].filter(([i]) => !ONLY.length || ONLY.includes(i));
   const results: PhaseResult[] = [];
   for (const [i, phase] of phases) {
@@ -395,7 +396,8 @@ async function main(): Promise<void> {
     [
       '`npm run bench -- memory` (bench/memory.ts): `node dist/src/cli.js serve` in HTTP mode with an #ops feed channel, Slack Web API a local stand-in, a fresh etcd 3.4 and a fresh ' +
         `process for every run of every phase. RSS from /proc/<pid>/smaps_rollup ${SETTLE_MS / 1000} s after the phase's last reply (the figure judged), again 10 s and 30 s later; ` +
-        'peak = VmHWM over the process’s life, start-up included. The run shown is the median one.',
+        'peak = VmHWM over the process’s life, start-up included. The run shown is the median one. ' +
+        `1-min load average ${fmt(loadBefore, 2)} before, ${fmt(loadavg()[0]!, 2)} after, on ${cpus().length} cores shared with other work.`,
       `Rows marked \`node ${VARIANT_ARGS.join(' ')}\` start serve with that V8 flag (smaller young generation, slower heap growth: V8 collects sooner instead of holding garbage); the image and launcher do not pass it yet.`,
       ...results.map(
         ({ phase, typical, profile }) =>

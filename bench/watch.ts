@@ -130,7 +130,7 @@ async function main() {
       ],
       [
         '`npm run bench -- watch` (bench/watch.ts): private dockerd (userland proxy), etcd on loopback, HAProxy + agent in-process, the watcher in-process for the first two rows and as a `switchyard watch` process for the third.',
-        `"Routed" = a request through HAProxy answered by the new container (two servers in round robin); "out of rotation" = gone from \`show stat\` or in MAINT. Samples run one after another. SIGKILL rounds (ms): ${goneMs.map((x) => fmt(x, 0)).join(', ')}; etcd checks lease expiry about every 500 ms, hence up to TTL + 0.5 s.`,
+        `"Routed" = a request through HAProxy answered by the new container (two servers in round robin); "out of rotation" = gone from \`show stat\` or in MAINT. Samples run one after another; both are timed around the \`docker\` CLI call (its process start included). On SIGKILL the watcher acts on Docker's \`kill\` event rather than waiting for \`die\`, which comes after the container's teardown. SIGKILL rounds (ms): ${goneMs.map((x) => fmt(x, 0)).join(', ')}; etcd checks lease expiry about every 500 ms, hence up to TTL + 0.5 s.`,
         `1-min load average ${fmt(loadBefore, 2)} before, ${fmt(loadavg()[0]!, 2)} after (${cpus().length} cores, shared with other work).`,
       ],
     );

@@ -86,8 +86,8 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
     [
       ['orchestrator', orchestrator && (() => orchestrator.close())],
       ['slack', () => slack.stop()],
-      ['feed posters', () => Promise.all(posters.map((p) => p.stop())).then(() => undefined)],
-      ['history recorder', () => recorder.stop()],
+      // In parallel: each resigns its own role, none waits for another.
+      ['feed posters and history recorder', () => Promise.all([...posters.map((p) => p.stop()), recorder.stop()]).then(() => undefined)],
       ['feed', feed && (() => feed.stop())],
       ['runtime', () => runtime.close()],
     ],

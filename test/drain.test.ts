@@ -7,6 +7,8 @@ import { agentRouter, type AgentRouter } from './helpers/agent-router.js';
 import { httpGet, startHttpBackend, waitFor, whoAnswers, type HttpBackend } from './helpers/haproxy.js';
 
 const names = (m: Map<string, number>) => [...m.keys()].sort();
+/** Liveness bound for the agent to apply a change and traffic to follow: ~0.1 s expected. */
+const APPLIED_WITHIN_MS = 20_000;
 
 describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
   let fx: AgentRouter;
@@ -26,22 +28,27 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
 
   it('keeps a long request alive while new requests go elsewhere, and reports sessions reaching 0', async () => {
     expect((await fx.run(`register web web-1 ${w1.address}`)).ok).toBe(true);
-    await waitFor('web-1 routed', async () => (await httpGet(fx.url).catch(() => undefined))?.body === 'web-1');
-    // The long request lands on web-1, the only server so far.
-    const held = httpGet(`${fx.url}slow`, { timeoutMs: 15_000 });
-    await waitFor('a session on web-1', async () => (await scur('web-1')) === 1);
+    await waitFor('web-1 routed', async () => (await httpGet(fx.url).catch(() => undefined))?.body === 'web-1', APPLIED_WITHIN_MS);
+    // The long request lands on web-1, the only server so far. It ends when the test releases
+    // it; settled at once so that a failure shows as the assertion below, not as an unhandled
+    // rejection while the test waits for something else.
+    const held = httpGet(`${fx.url}slow`, { timeoutMs: 120_000 }).then(
+      (r) => r,
+      (err: unknown) => err as Error,
+    );
+    await waitFor('a session on web-1', async () => (await scur('web-1')) === 1, APPLIED_WITHIN_MS);
     expect((await fx.run(`register web web-2 ${w2.address}`)).ok).toBe(true);
-    await waitFor('web-2 routed', async () => (await whoAnswers(fx.url, 4)).has('web-2'));
+    await waitFor('web-2 routed', async () => (await whoAnswers(fx.url, 4)).has('web-2'), APPLIED_WITHIN_MS);
     const worker = await fx.hap.workerPid();
 
     const seen: string[] = [];
-    const drain = fx.run('drain web web-1 --timeout 20s', (line) => seen.push(line));
+    const drain = fx.run('drain web web-1 --timeout 120s', (line) => seen.push(line));
     // Progress says the session is draining once the agent has applied DRAIN.
-    await waitFor('DRAIN applied', async () => (await fx.hap.runtime.showStat()).find((s) => s.name === 'web-1')?.status === 'DRAIN');
+    await waitFor('DRAIN applied', async () => (await fx.hap.runtime.showStat()).find((s) => s.name === 'web-1')?.status === 'DRAIN', APPLIED_WITHIN_MS);
     expect(names(await whoAnswers(fx.url, 6))).toEqual(['web-2']);
     expect(await scur('web-1')).toBe(1);
     // The request is let go only once the plugin has reported the open session.
-    await waitFor('the drain to report the open session', () => seen.includes('web/web-1: 1 session draining'), 20_000);
+    await waitFor('the drain to report the open session', () => seen.includes('web/web-1: 1 session draining'), APPLIED_WITHIN_MS);
     w1.release();
     expect(await held).toEqual({ status: 200, body: 'web-1' });
 
@@ -54,7 +61,7 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
 
     // Running it again just watches: nothing left to wait for.
     expect((await fx.run('drain web web-1')).summary).toMatch(/^web\/web-1 was already draining: no sessions left/);
-  });
+  }, 180_000);
 
   it('refuses to drain the last ready instance without confirmation; unknown instances are E_NOT_FOUND', async () => {
     const refused = await fx.run('drain web web-2');
@@ -86,7 +93,7 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
     const reply = await fx.run('undrain web web-1');
     expect(reply).toMatchObject({ ok: true });
     expect(reply.summary).toMatch(/^web\/web-1 set to ready: back in rotation \(haproxy lb-drain: (UP|DOWN)\)$/);
-    await waitFor('web-1 answers again', async () => (await whoAnswers(fx.url, 4)).has('web-1'));
+    await waitFor('web-1 answers again', async () => (await whoAnswers(fx.url, 4)).has('web-1'), APPLIED_WITHIN_MS);
     expect((await fx.run('undrain web web-1')).summary).toBe('web/web-1 is already ready');
   });
 
@@ -95,7 +102,7 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
     expect(reply).toMatchObject({ ok: true, summary: 'web/web-2 set to drain; the HAProxy agents take it out of rotation' });
     expect(reply.details?.join()).toMatch(/sessions cannot be observed from here/);
     // The bot's agent still applies it.
-    await waitFor('web-2 DRAIN', async () => (await fx.hap.runtime.showStat()).find((s) => s.name === 'web-2')?.status === 'DRAIN');
+    await waitFor('web-2 DRAIN', async () => (await fx.hap.runtime.showStat()).find((s) => s.name === 'web-2')?.status === 'DRAIN', APPLIED_WITHIN_MS);
     expect((await fx.runWithoutAgent('undrain web web-2')).ok).toBe(true);
   });
 });

@@ -78,7 +78,7 @@ export function startHistoryRecorder(o: HistoryRecorderOptions): HistoryRecorder
       layout: o.registry.layout,
       endpoints: o.registry.endpoints,
       replica,
-      role: 'history',
+      dir: o.registry.layout.historyElectionDir(),
       ...(o.ttlSec !== undefined ? { ttlSec: o.ttlSec } : {}),
       log,
     }),

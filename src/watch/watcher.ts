@@ -143,10 +143,13 @@ export class Watcher {
   }
 
   private async openLease(): Promise<void> {
-    await this.keys.open(Math.max(1, Math.ceil(this.opts.ttlMs / 1000)), (why) => {
+    const lease = await this.keys.open(Math.max(1, Math.ceil(this.opts.ttlMs / 1000)), (why) => {
       this.opts.log.error({ why }, 'watch: lease lost (etcd unreachable past the TTL); its registrations expired — registering again');
       this.scheduleRetry();
     });
+    // The record goes on the lease before any registration does: whenever the lease ends,
+    // the feed can tell whose registrations went with it.
+    await this.keys.writeRecord(this.record(lease));
   }
 
   private async inspect(id: string): Promise<Desired & { name?: string }> {

@@ -51,8 +51,10 @@ export interface EtcdPosterElectionOptions {
   /** Delay before campaigning again after a failed campaign. Default 1 s doubling to 10 s. */
   retry?: { minMs: number; maxMs: number };
   log: Logger;
-  /** Which role is campaigned for: 'poster' (the #ops feed, default) or 'history' (its recorder). */
+  /** Which feed's poster role is campaigned for: 'poster' (the single feed, default), 'poster-<channel>'. */
   role?: string;
+  /** The candidate directory itself, for elections that are not the feed's (the history recorder). */
+  dir?: string;
 }
 
 /** How long resigning waits for etcd to confirm a watch cancel (the watch is inert either way). */
@@ -73,7 +75,7 @@ export class EtcdPosterElection implements PosterElection {
 
   /** The candidate directory: etcd3's Election layout, kept for mixed-version replicas. */
   private get dir(): string {
-    return `${this.o.layout.feedElectionDir()}election/${this.o.role ?? 'poster'}/`;
+    return this.o.dir ?? `${this.o.layout.feedElectionDir()}election/${this.o.role ?? 'poster'}/`;
   }
 
   run(handlers: Parameters<PosterElection['run']>[0]): void {

@@ -30,8 +30,10 @@ const recordSchema = z.object({ changes: z.array(entrySchema) });
 
 type StoredEntry = Omit<HistoryEntry, 'revision'>;
 
-/** Keys read per etcd round trip while a filter (service, since) skips entries. */
+/** Keys read per etcd round trip while trimming. */
 const SCAN_CHUNK = 500;
+/** Widest revision window one page read spans (a sparse or filtered history widens it). */
+const MAX_WINDOW = 1n << 16n;
 /** Revisions per write transaction (etcd's default limit is 128 ops). */
 const WRITE_CHUNK = 100;
 
@@ -96,12 +98,13 @@ export class EtcdHistory implements HistoryFacade {
 
   async list(q: HistoryQuery): Promise<HistoryPage> {
     const entries: HistoryEntry[] = [];
-    let end: Buffer = q.beforeRevision !== undefined ? Buffer.from(this.registry.layout.historyKey(q.beforeRevision)) : prefixEnd(this.dir);
-    const filtered = q.service !== undefined || q.sinceMs !== undefined;
-    for (;;) {
-      // Unfiltered, one page needs at most `limit` keys (+1 to tell whether more remain).
-      const chunk = filtered ? SCAN_CHUNK : q.limit + 1;
-      const kvs = await this.range(end, chunk);
+    // etcd sorts a descending range in memory, all of it: so pages are read as ascending
+    // windows of revisions below `upper`, newest window first, widened while it is sparse.
+    let upper = q.beforeRevision !== undefined ? BigInt(q.beforeRevision) : BigInt(await this.currentRevision()) + 1n;
+    let window = BigInt(Math.max(64, q.limit * 2));
+    while (upper > 0n) {
+      const lower = upper > window ? upper - window : 0n;
+      const kvs = (await this.window(lower, upper)).reverse();
       for (const [i, kv] of kvs.entries()) {
         const revision = kv.key.toString().slice(this.dir.length).replace(/^0+(?=\d)/, '');
         const all = decode(kv.value.toString());
@@ -112,13 +115,32 @@ export class EtcdHistory implements HistoryFacade {
         // A page ends between revisions, so continuing from `next` loses nothing.
         if (entries.length > 0 && entries.length + found.length > q.limit) return { entries, next: entries.at(-1)!.revision };
         entries.push(...found.slice(0, q.limit));
-        if (entries.length >= q.limit) {
-          const more = i < kvs.length - 1 || kvs.length === chunk;
-          return more ? { entries, next: revision } : { entries };
-        }
+        if (entries.length >= q.limit) return i < kvs.length - 1 || lower > 0n ? { entries, next: revision } : { entries };
       }
-      if (kvs.length < chunk) return { entries };
-      end = kvs.at(-1)!.key;
+      upper = lower;
+      if (window < MAX_WINDOW) window *= 4n;
+    }
+    return { entries };
+  }
+
+  private async currentRevision(): Promise<string> {
+    try {
+      return (await this.registry.client.kv.range({ key: Buffer.from(this.registry.layout.historyPositionKey()) })).header.revision;
+    } catch (err) {
+      throw toRegistryError(err, this.registry.endpoints, 'reading the change history');
+    }
+  }
+
+  /** History keys of revisions in [lower, upper), oldest first (etcd's own order: no sorting). */
+  private async window(lower: bigint, upper: bigint) {
+    try {
+      const res = await this.registry.client.kv.range({
+        key: Buffer.from(this.registry.layout.historyKey(String(lower))),
+        range_end: Buffer.from(this.registry.layout.historyKey(String(upper))),
+      });
+      return res.kvs;
+    } catch (err) {
+      throw toRegistryError(err, this.registry.endpoints, 'reading the change history');
     }
   }
 
@@ -131,7 +153,7 @@ export class EtcdHistory implements HistoryFacade {
     let deleted = 0;
     // By age: find the first key young enough; everything before it goes.
     for (;;) {
-      const kvs = await this.range(prefixEnd(this.dir), SCAN_CHUNK, 'Ascend');
+      const kvs = await this.oldest(SCAN_CHUNK);
       const keep = kvs.findIndex((kv) => {
         const at = decode(kv.value.toString())[0]?.at;
         return at !== undefined && Date.parse(at) >= cutoff;
@@ -145,7 +167,7 @@ export class EtcdHistory implements HistoryFacade {
     const count = await this.count();
     if (count > r.maxEntries) {
       const excess = count - r.maxEntries;
-      const kvs = await this.range(prefixEnd(this.dir), excess, 'Ascend', true);
+      const kvs = await this.oldest(excess, true);
       if (kvs.length > 0) deleted += await this.deleteBefore(kvs.at(-1)!.key);
     }
     return deleted;
@@ -170,15 +192,13 @@ export class EtcdHistory implements HistoryFacade {
     }
   }
 
-  /** Keys below `end` (exclusive): newest first, or oldest first from the directory's start. */
-  private async range(end: Buffer, limit: number, order: 'Descend' | 'Ascend' = 'Descend', keysOnly = false) {
+  /** The oldest `limit` keys (etcd's own order, so the limit applies before anything is read). */
+  private async oldest(limit: number, keysOnly = false) {
     try {
       const res = await this.registry.client.kv.range({
         key: Buffer.from(this.dir),
-        range_end: end,
+        range_end: prefixEnd(this.dir),
         limit,
-        sort_order: order,
-        sort_target: 'Key',
         ...(keysOnly ? { keys_only: true } : {}),
       });
       return res.kvs;

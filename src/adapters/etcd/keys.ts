@@ -98,6 +98,14 @@ export class KeyLayout {
     return `${this.switchyard}/history/${revision.padStart(20, '0')}`;
   }
 
+  /**
+   * Candidates for the history recorder role: outside the feed's election directory, since
+   * the recorder campaigns even while Slack (and so the feed) is unreachable.
+   */
+  historyElectionDir(): string {
+    return `${this.switchyard}/history-election/`;
+  }
+
   /** The revision up to which the history is recorded (a feed key: not itself news). */
   historyPositionKey(): string {
     return `${this.switchyard}/feed/history-position`;
