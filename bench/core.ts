@@ -257,7 +257,7 @@ async function main() {
       ],
       [
         '`npm run bench -- core` (bench/core.ts); `node dist/src/cli.js serve`; etcd 3.4 on loopback with a fresh data dir; Slack Web API a local stand-in; load from a separate process (bench/ack-load.ts).',
-        'Ack = the signed POST answered (HTTP), or the envelope_id acknowledged on the socket (Socket Mode). Each command first claims its trigger_id (and over HTTP its signature) in etcd, one transaction on a shared lease, before the ack; the 44 ms p99 of issue 2 was measured without that claim.',
+        'Ack = the signed POST answered (HTTP), or the envelope_id acknowledged on the socket (Socket Mode). Each command first claims its trigger_id (and over HTTP its signature) in etcd before the ack: claims arriving together share one create-if-absent transaction (one in flight, the rest queued for the next), on a lease shared for a minute; the 44 ms p99 of issue 2 was measured without that claim. With one claim transaction per request instead, the HTTP p99 was 107–212 ms here (three runs at load ≈ 3.5).',
         'Memory of `serve` is measured per phase in fresh processes by bench/memory.ts (its own section).',
         `1-min load average ${fmt(loadBefore, 2)} before, ${fmt(loadavg()[0]!, 2)} after, on 2 cores shared with other work; this run${getPriority() === 0 ? '' : ` (etcd, \`serve\` and the load generator included) at nice ${getPriority()}`}: the figures include waiting for CPU.`,
       ],

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { AckBacklog } from '../src/adapters/slack/ack.js';
 import { escapeMrkdwn, unescapeMrkdwn } from '../src/adapters/slack/mrkdwn.js';
 import { LIMITS, renderFeedEvent, renderReply, type Block } from '../src/adapters/slack/render.js';
 import { commandFromDm, commandFromMention, commandFromSlash, messageCommand } from '../src/adapters/slack/text.js';
@@ -201,5 +202,36 @@ describe('requestIdentity', () => {
     const odd = requestIdentity({ event_id: '../../services/web/x' });
     expect(odd.keys).toEqual([expect.stringMatching(/^event\/h-[0-9a-f]{64}$/)]);
     expect(requestIdentity({}).keys).toEqual([]);
+  });
+});
+
+describe('AckBacklog', () => {
+  it('lets acked work wait until the acks still due are sent, but never longer than its bound', async () => {
+    vi.useFakeTimers();
+    try {
+      const backlog = new AckBacklog();
+      let done = false;
+      await backlog.cleared(100); // nothing pending: at once
+      backlog.enter();
+      backlog.enter();
+      void backlog.cleared(100).then(() => (done = true));
+      backlog.leave();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(done).toBe(false);
+      backlog.leave();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(done).toBe(true);
+
+      // A backlog that never clears (a steady stream) holds work back for the bound only.
+      backlog.enter();
+      let bounded = false;
+      void backlog.cleared(100).then(() => (bounded = true));
+      await vi.advanceTimersByTimeAsync(99);
+      expect(bounded).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(bounded).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -7,7 +7,7 @@ import { DM, type Caller } from '../../core/caller.js';
 import type { Dispatcher } from '../../core/dispatch.js';
 import { SwitchyardError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { ackOrCarryOn } from './ack.js';
+import { AckBacklog, ackOrCarryOn } from './ack.js';
 import { boltLogger } from './bolt-logger.js';
 import { createSlackClient, slackClientOptions, type RetryOptions, type WebClient } from './client.js';
 import { SlackConfirmations, type ConfirmationStore } from './confirm.js';
@@ -79,6 +79,8 @@ export interface SlackApp {
 const SLASH_PROGRESS_POSTS = 3;
 /** Context key the HTTP receiver fills with the request's (verified) signature. */
 const SIGNATURE_KEY = 'slackSignature';
+/** Longest an acked command waits for the acks still due in its burst. */
+const ACK_BACKLOG_WAIT_MS = 100;
 /** A socket that sends no `hello` within this is given up and opened again. */
 const SOCKET_HELLO_TIMEOUT_MS = 30_000;
 const DEFAULT_API_URL = 'https://slack.com/api/';
@@ -130,6 +132,7 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
     },
   });
 
+  const backlog = new AckBacklog();
   const inflight = new Set<Promise<void>>();
   const track = (p: Promise<void>): Promise<void> => {
     inflight.add(p);
@@ -184,7 +187,7 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
       log.error({ err }, 'unhandled error in a Slack handler');
     });
     // After Bolt's ignoreSelf, before every listener: a retried or replayed request stops here.
-    app.use(onceMiddleware({ deduper, log, metricsRegistry: opts.metricsRegistry, signatureKey: SIGNATURE_KEY, now }));
+    app.use(onceMiddleware({ deduper, log, metricsRegistry: opts.metricsRegistry, signatureKey: SIGNATURE_KEY, now, backlog }));
     registerHandlers(app);
     return { app, ...receivers };
   }
@@ -207,8 +210,9 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
       const text = commandFromSlash(command.text);
       // Slack wants the ack within 3 s; everything slow happens after it.
       await ackOrCarryOn(() => ack(text ? { response_type: 'ephemeral', text: `running \`${escapeMrkdwn(clip(text, 200))}\`…` } : undefined), log);
-      // Yield to the event loop so requests that arrived in the same burst are acked before
-      // this one's work starts: acks wait on nothing but CPU, commands wait on etcd anyway.
+      // Requests of the same burst are acked before this one's work starts: their acks wait
+      // on their etcd claims, this command's work can wait a moment.
+      await backlog.cleared(ACK_BACKLOG_WAIT_MS);
       await new Promise<void>((resolve) => setImmediate(resolve));
       const requestId = command.trigger_id || randomUUID();
       const reqLog = log.child({ requestId, user: command.user_id, command: commandName(text), via: 'slash' });

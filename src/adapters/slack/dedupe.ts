@@ -59,6 +59,8 @@ export interface OnceOptions {
   metricsRegistry: Registry;
   /** Context key under which the receiver put the request's signature (HTTP only). */
   signatureKey: string;
+  /** Told when a request starts waiting for its claim and when the claim is answered. */
+  backlog?: { enter(): void; leave(): void };
   now?: () => number;
 }
 
@@ -86,6 +88,7 @@ export function onceMiddleware(o: OnceOptions): Middleware<AnyMiddlewareArgs> {
       return;
     }
     let claim: ClaimResult;
+    o.backlog?.enter();
     try {
       claim = await o.deduper.claim(id.keys, { requestId: id.requestId, at: new Date(now()).toISOString() });
     } catch (err) {
@@ -99,6 +102,8 @@ export function onceMiddleware(o: OnceOptions): Middleware<AnyMiddlewareArgs> {
         );
       }
       return;
+    } finally {
+      o.backlog?.leave();
     }
     if (claim.duplicate) {
       duplicates.inc({ kind: id.kind });
