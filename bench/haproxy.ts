@@ -120,10 +120,15 @@ async function confdTarget(endpoint: string): Promise<Target> {
   const port = await freePort();
   const config = benchConfig(endpoint, '/bench-confd', hap, await vhostTemplate(hap.dir, port));
   const registry = registryAt(endpoint, '/bench-confd');
-  const baseline = new ConfdBaseline({ haproxy: config.haproxy!, services: config.services, registry: config.registry }, registry, await loadTemplate(config.haproxy!.template), {
-    checkInterMs: CHECK_INTER_MS,
-    log: silent,
-  });
+  const baseline = new ConfdBaseline(
+    { haproxy: config.haproxy!, services: config.services, registry: config.registry },
+    registry,
+    await loadTemplate(config.haproxy!.template),
+    {
+      checkInterMs: CHECK_INTER_MS,
+      log: silent,
+    },
+  );
   await baseline.start();
   await waitForFrontend(port);
   await untilTrue(() => baseline.reloads > 0, 'the start-up reload to be reported');
@@ -274,19 +279,54 @@ async function main() {
       '03-haproxy',
       'HAProxy agent: runtime API vs reload vs confd-style (issue 3)',
       [
-        { metric: `registry write → first request routed, runtime path (n=${s.runtime.n}) p50`, value: `${fmt(s.runtime.p50)} ms`, target: '—', pass: undefined },
+        {
+          metric: `registry write → first request routed, runtime path (n=${s.runtime.n}) p50`,
+          value: `${fmt(s.runtime.p50)} ms`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: 'registry write → first request routed, runtime path p99', value: `${fmt(s.runtime.p99)} ms`, target: '≤ 25 ms', pass: s.runtime.p99 <= 25 },
         { metric: `… of which reloads (${2 * (CHANGES + WARMUP)} adds/removes)`, value: String(runtimeReloads), target: '0', pass: runtimeReloads === 0 },
-        { metric: `registry write → first request routed, reload path / new backend (n=${s.reload.n}) p50`, value: `${fmt(s.reload.p50)} ms`, target: '—', pass: undefined },
+        {
+          metric: `registry write → first request routed, reload path / new backend (n=${s.reload.n}) p50`,
+          value: `${fmt(s.reload.p50)} ms`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: 'registry write → first request routed, reload path p99', value: `${fmt(s.reload.p99)} ms`, target: '≤ 300 ms', pass: s.reload.p99 <= 300 },
-        { metric: `burst of ${BURST} registrations across ${BURST_BACKENDS} existing backends: last write → converged`, value: `${fmt(s.burst.convergeMs, 0)} ms`, target: '≤ 1000 ms', pass: s.burst.convergeMs <= 1000 },
+        {
+          metric: `burst of ${BURST} registrations across ${BURST_BACKENDS} existing backends: last write → converged`,
+          value: `${fmt(s.burst.convergeMs, 0)} ms`,
+          target: '≤ 1000 ms',
+          pass: s.burst.convergeMs <= 1000,
+        },
         { metric: '… reloads during the burst', value: String(s.burst.reloads), target: '0', pass: s.burst.reloads === 0 },
-        { metric: 'render 10,000 instances in 100 services (model + template), p50 of 20', value: `${fmt(renderMs.p50)} ms (max ${fmt(renderMs.max)})`, target: '≤ 100 ms', pass: renderMs.p50 <= 100 },
+        {
+          metric: 'render 10,000 instances in 100 services (model + template), p50 of 20',
+          value: `${fmt(renderMs.p50)} ms (max ${fmt(renderMs.max)})`,
+          target: '≤ 100 ms',
+          pass: renderMs.p50 <= 100,
+        },
         { metric: 'confd-style, runtime-path workload p50 / p99', value: `${fmt(c.runtime.p50)} / ${fmt(c.runtime.p99)} ms`, target: '—', pass: undefined },
-        { metric: 'ratio switchyard / confd-style, runtime-path workload p50 / p99', value: `${ratio(s.runtime.p50, c.runtime.p50)} / ${ratio(s.runtime.p99, c.runtime.p99)}`, target: '—', pass: undefined },
+        {
+          metric: 'ratio switchyard / confd-style, runtime-path workload p50 / p99',
+          value: `${ratio(s.runtime.p50, c.runtime.p50)} / ${ratio(s.runtime.p99, c.runtime.p99)}`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: 'confd-style, new-backend workload p50 / p99', value: `${fmt(c.reload.p50)} / ${fmt(c.reload.p99)} ms`, target: '—', pass: undefined },
-        { metric: 'ratio switchyard / confd-style, new-backend workload p50 / p99', value: `${ratio(s.reload.p50, c.reload.p50)} / ${ratio(s.reload.p99, c.reload.p99)}`, target: '—', pass: undefined },
-        { metric: `confd-style burst: last write → converged, reloads`, value: `${fmt(c.burst.convergeMs, 0)} ms, ${c.burst.reloads} reloads`, target: '—', pass: undefined },
+        {
+          metric: 'ratio switchyard / confd-style, new-backend workload p50 / p99',
+          value: `${ratio(s.reload.p50, c.reload.p50)} / ${ratio(s.reload.p99, c.reload.p99)}`,
+          target: '—',
+          pass: undefined,
+        },
+        {
+          metric: `confd-style burst: last write → converged, reloads`,
+          value: `${fmt(c.burst.convergeMs, 0)} ms, ${c.burst.reloads} reloads`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: 'ratio switchyard / confd-style, burst converge time', value: ratio(s.burst.convergeMs, c.burst.convergeMs), target: '—', pass: undefined },
       ],
       [
@@ -295,7 +335,9 @@ async function main() {
         'Reload path: a service not seen before, reached through a frontend that routes by Host header, so every change is a new backend and a validated reload (render, `haproxy -c`, state save, master `reload`, new worker confirmed).',
         `Burst: ${BURST} \`register\` calls (${BURST_IN_FLIGHT} in flight) into ${BURST_BACKENDS} configured backends; converged = all ${BURST} servers present in \`show servers state\`. Writes took ${fmt(s.burst.writeMs, 0)} ms (switchyard) and ${fmt(c.burst.writeMs, 0)} ms (confd-style run).`,
         'confd-style baseline (bench/confd-baseline.ts): every watch wake-up re-reads the prefix, renders the whole file with the same template, runs `haproxy -c`, renames and reloads; changes arriving during a cycle are taken by the next one, as `confd -watch` does.',
-        `Machine shared with other test runs during this measurement: load average at the end ${loadavg().map((l) => fmt(l, 2)).join(' ')} on ${cpus().length} cores.`,
+        `Machine shared with other test runs during this measurement: load average at the end ${loadavg()
+          .map((l) => fmt(l, 2))
+          .join(' ')} on ${cpus().length} cores.`,
       ],
     );
   } finally {

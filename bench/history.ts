@@ -43,7 +43,10 @@ async function time(fn: () => Promise<unknown>): Promise<number[]> {
 async function main() {
   const loadBefore = loadavg()[0]!;
   const etcd = await startEtcd();
-  const config = configSchema.parse({ etcd: { endpoints: [etcd.endpoint], commandTimeout: '30s' }, registry: { prefix: '/b/services', switchyardPrefix: '/b/switchyard' } });
+  const config = configSchema.parse({
+    etcd: { endpoints: [etcd.endpoint], commandTimeout: '30s' },
+    registry: { prefix: '/b/services', switchyardPrefix: '/b/switchyard' },
+  });
   const registry = createEtcdRegistry(config, { log: pino({ level: 'silent' }) });
   const history = new EtcdHistory(registry);
   try {

@@ -25,7 +25,12 @@ export function machine(): string {
 }
 
 /** One benchmark's section of docs/BENCHMARKS.md, kept until that benchmark runs again. */
-export async function writeSection(name: string, title: string, rows: { metric: string; value: string; target: string; pass: boolean | undefined }[], notes: string[] = []) {
+export async function writeSection(
+  name: string,
+  title: string,
+  rows: { metric: string; value: string; target: string; pass: boolean | undefined }[],
+  notes: string[] = [],
+) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const table = [
     '| metric | result | target | |',

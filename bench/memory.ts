@@ -181,7 +181,10 @@ async function fill(endpoint: string, count: number, service: (i: number) => str
         const i = batch * 100 + j;
         return client.put(`/services/${service(i)}/i-${i}`).value(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:80`);
       });
-      await client.if('/services/none', 'Version', '==', 0).then(...ops).commit();
+      await client
+        .if('/services/none', 'Version', '==', 0)
+        .then(...ops)
+        .commit();
     }
   } finally {
     client.close();
@@ -374,7 +377,8 @@ async function main(): Promise<void> {
       const head = (await runPhase(phase, i, NODE_ARGS, true)).afterGc.profile?.head;
       if (head && process.env.MEMORY_PROFILE_OUT) await writeFile(`${process.env.MEMORY_PROFILE_OUT}-${i}.json`, JSON.stringify({ head }));
       if (head) result.profile = byPackage(head);
-      if (head) console.log(`  heap by the package that allocated it (${process.env.MEMORY_PROFILE === 'all' ? 'all allocations' : 'live'}): ${result.profile}`);
+      if (head)
+        console.log(`  heap by the package that allocated it (${process.env.MEMORY_PROFILE === 'all' ? 'all allocations' : 'live'}): ${result.profile}`);
     }
     results.push(result);
   }
@@ -383,12 +387,14 @@ async function main(): Promise<void> {
   if (VARIANT) for (const [i, phase] of phases) variant.push(await measure(phase, i, [...NODE_ARGS, ...VARIANT_ARGS], ` with ${VARIANT_ARGS.join(' ')}`));
   if (ONLY.length) return;
   const spread = (runs: Reading[]) => runs.map((r) => fmt(r.rssMb)).join(', ');
-  const row = (suffix: string) => ({ phase, runs, typical }: PhaseResult) => ({
-    metric: `RSS, ${phase.name}${suffix}; median of ${runs.length} (all: ${spread(runs)})`,
-    value: rssLine(typical),
-    target: `≤ ${TARGET_MB} MB`,
-    pass: typical.rssMb <= TARGET_MB,
-  });
+  const row =
+    (suffix: string) =>
+    ({ phase, runs, typical }: PhaseResult) => ({
+      metric: `RSS, ${phase.name}${suffix}; median of ${runs.length} (all: ${spread(runs)})`,
+      value: rssLine(typical),
+      target: `≤ ${TARGET_MB} MB`,
+      pass: typical.rssMb <= TARGET_MB,
+    });
   await writeSection(
     '05-memory',
     'Memory of `serve`, each phase in a fresh process (issue 9)',

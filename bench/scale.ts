@@ -75,13 +75,30 @@ async function main() {
     const deps: OrchestratorDeps = {
       registry,
       engine: createDockerEngine({ host, log: silent }),
-      locks: new EtcdServiceLocks(registry.client, { keyOf: (s) => registry.layout.lockKey(s), ttlMs: settings.lockTtlMs, endpoints: [etcd.endpoint], log: silent }),
+      locks: new EtcdServiceLocks(registry.client, {
+        keyOf: (s) => registry.layout.lockKey(s),
+        ttlMs: settings.lockTtlMs,
+        endpoints: [etcd.endpoint],
+        log: silent,
+      }),
       feed: { publish: () => {} },
       notices: { publish: () => {} },
       config,
       settings,
       log: silent,
-      ...(hap ? { haproxy: { agentId: 'bench', lookup: serverLookup(((h) => () => h.runtime.showStat())(hap)) } } : {}),
+      ...(hap
+        ? {
+            haproxy: {
+              agentId: 'bench',
+              lookup: serverLookup(
+                (
+                  (h) => () =>
+                    h.runtime.showStat()
+                )(hap),
+              ),
+            },
+          }
+        : {}),
     };
     if (hap) agent = await startAgent(agentConfig(etcd.endpoint, root, hap, 'lb-bench', { web: { listen } }), registry);
 
@@ -111,7 +128,9 @@ async function main() {
     const scaleMed = median(scaleMs);
     const seqMed = median(seqMs);
     const ratio = scaleMed / seqMed;
-    console.log(`scale 0→${N}: ${scaleMs.map((x) => fmt(x, 0)).join(', ')} ms; sequential: ${seqMs.map((x) => fmt(x, 0)).join(', ')} ms; ratio ${fmt(ratio, 2)}`);
+    console.log(
+      `scale 0→${N}: ${scaleMs.map((x) => fmt(x, 0)).join(', ')} ms; sequential: ${seqMs.map((x) => fmt(x, 0)).join(', ')} ms; ratio ${fmt(ratio, 2)}`,
+    );
 
     // 2. docker kill → deregistered (the key's delete, seen by a watch) and → out of HAProxy's rotation.
     const orch = startOrchestrator(deps);
@@ -131,7 +150,12 @@ async function main() {
         const containers = (await deps.engine.listManaged(settings.owner, 'web')).filter((c) => c.status === 'running');
         if (hap) {
           const names = new Set(containers.map((c) => c.instance));
-          await until('HAProxy to have every server', async () => (await hap!.runtime.showStat()).filter((r) => r.backend === 'web' && names.has(r.name) && r.status !== 'MAINT').length === names.size, 5000, 20);
+          await until(
+            'HAProxy to have every server',
+            async () => (await hap!.runtime.showStat()).filter((r) => r.backend === 'web' && names.has(r.name) && r.status !== 'MAINT').length === names.size,
+            5000,
+            20,
+          );
         }
         // Keep one alive so the backend stays and the agent applies each removal at runtime.
         for (const c of containers.slice(1)) {
@@ -140,10 +164,14 @@ async function main() {
           const killedAt = Date.now();
           await raw.getContainer(c.id).kill();
           const out = hap
-            ? until('HAProxy to drop it', async () => {
-                const row = (await hap!.runtime.showStat()).find((r) => r.backend === 'web' && r.name === c.instance);
-                return row === undefined || row.status === 'MAINT';
-              }, 5000).then(() => Date.now() - killedAt)
+            ? until(
+                'HAProxy to drop it',
+                async () => {
+                  const row = (await hap!.runtime.showStat()).find((r) => r.backend === 'web' && r.name === c.instance);
+                  return row === undefined || row.status === 'MAINT';
+                },
+                5000,
+              ).then(() => Date.now() - killedAt)
             : Promise.resolve(undefined);
           await until('the key to be deleted', async () => deletedAt.has(key), 5000);
           deregMs.push(deletedAt.get(key)! - killedAt);
@@ -158,14 +186,26 @@ async function main() {
     }
     const dereg = summarize(deregMs);
     const rotation = rotationMs.length ? summarize(rotationMs) : undefined;
-    console.log(`death → deregistered p50 ${fmt(dereg.p50, 0)} p99 ${fmt(dereg.p99, 0)} ms${rotation ? `; → out of HAProxy rotation p50 ${fmt(rotation.p50, 0)} p99 ${fmt(rotation.p99, 0)} ms` : ''}`);
+    console.log(
+      `death → deregistered p50 ${fmt(dereg.p50, 0)} p99 ${fmt(dereg.p99, 0)} ms${rotation ? `; → out of HAProxy rotation p50 ${fmt(rotation.p50, 0)} p99 ${fmt(rotation.p99, 0)} ms` : ''}`,
+    );
 
     await writeSection(
       '04-scale',
       'Scale and death detection (issue 4)',
       [
-        { metric: `scale 0→${N} (create + start in parallel, wait until running, register), median of ${ROUNDS}`, value: `${fmt(scaleMed, 0)} ms`, target: '—', pass: undefined },
-        { metric: `launch-script loop ×${N} (\`docker run -d -p\`, \`docker port\`, \`etcdctl put\`), median of ${ROUNDS}`, value: `${fmt(seqMed, 0)} ms`, target: '—', pass: undefined },
+        {
+          metric: `scale 0→${N} (create + start in parallel, wait until running, register), median of ${ROUNDS}`,
+          value: `${fmt(scaleMed, 0)} ms`,
+          target: '—',
+          pass: undefined,
+        },
+        {
+          metric: `launch-script loop ×${N} (\`docker run -d -p\`, \`docker port\`, \`etcdctl put\`), median of ${ROUNDS}`,
+          value: `${fmt(seqMed, 0)} ms`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: 'ratio scale / sequential', value: fmt(ratio, 2), target: '≤ 0.5', pass: ratio <= 0.5 },
         { metric: `docker kill → registration deleted (n=${dereg.n}) p50`, value: `${fmt(dereg.p50, 0)} ms`, target: '—', pass: undefined },
         { metric: 'docker kill → registration deleted p99', value: `${fmt(dereg.p99, 0)} ms`, target: '≤ 1000 ms', pass: dereg.p99 <= 1000 },
@@ -187,7 +227,14 @@ async function main() {
     await agent?.agent.stop();
     await hap?.dispose();
     const ours = await raw.listContainers({ all: true, filters: { label: [LABEL_OWNER] } }).catch(() => []);
-    await Promise.all(ours.map((c) => raw.getContainer(c.Id).remove({ force: true }).catch(() => undefined))); // best effort before the engine goes
+    await Promise.all(
+      ours.map((c) =>
+        raw
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    ); // best effort before the engine goes
     await etcd.dispose();
     await dockerd?.stop();
   }

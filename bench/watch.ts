@@ -67,7 +67,8 @@ async function main() {
     watcher = new Watcher({ registry: watcherRegistry, docker: raw, host: 'bench', advertise: '127.0.0.1', ttlMs: TTL_MS, log: silent });
     await watcher.start();
 
-    const runWeb = (name: string, service = 'web') => docker('run', '-d', '--name', name, '-l', label, '-l', `switchyard.register=${service}`, '-p', '127.0.0.1::80', image, ...WEB_CMD);
+    const runWeb = (name: string, service = 'web') =>
+      docker('run', '-d', '--name', name, '-l', label, '-l', `switchyard.register=${service}`, '-p', '127.0.0.1::80', image, ...WEB_CMD);
     // One container stays up throughout, so the backend exists and each change is a runtime one.
     await runWeb('base');
     await until('the base container routed', async () => (await httpGet(url, { timeoutMs: 1000 }).catch(() => ({ status: 0 }))).status === 200, 30_000, 20);
@@ -84,16 +85,22 @@ async function main() {
       routedMs.push(performance.now() - returned);
       const killed = performance.now();
       await docker('kill', id);
-      await until(`${name} out of rotation`, async () => {
-        const row = (await hap!.runtime.showStat()).find((r) => r.backend === 'web' && r.name === name);
-        return row === undefined || row.status === 'MAINT';
-      }, 10_000);
+      await until(
+        `${name} out of rotation`,
+        async () => {
+          const row = (await hap!.runtime.showStat()).find((r) => r.backend === 'web' && r.name === name);
+          return row === undefined || row.status === 'MAINT';
+        },
+        10_000,
+      );
       outMs.push(performance.now() - killed);
       await docker('rm', '-f', id);
     }
     const routed = summarize(routedMs);
     const out = summarize(outMs);
-    console.log(`docker run → routed p50 ${fmt(routed.p50, 0)} p99 ${fmt(routed.p99, 0)} ms; docker kill → out of rotation p50 ${fmt(out.p50, 0)} p99 ${fmt(out.p99, 0)} ms`);
+    console.log(
+      `docker run → routed p50 ${fmt(routed.p50, 0)} p99 ${fmt(routed.p99, 0)} ms; docker kill → out of rotation p50 ${fmt(out.p50, 0)} p99 ${fmt(out.p99, 0)} ms`,
+    );
     await watcher.stop();
     watcher = undefined;
 
@@ -122,11 +129,21 @@ async function main() {
       '13-watch',
       'switchyard watch (issue 13)',
       [
-        { metric: `\`docker run -d\` returns → first request routed through HAProxy (n=${routed.n}) p50`, value: `${fmt(routed.p50, 0)} ms`, target: '—', pass: undefined },
+        {
+          metric: `\`docker run -d\` returns → first request routed through HAProxy (n=${routed.n}) p50`,
+          value: `${fmt(routed.p50, 0)} ms`,
+          target: '—',
+          pass: undefined,
+        },
         { metric: '`docker run -d` returns → first request routed p99', value: `${fmt(routed.p99, 0)} ms`, target: '≤ 1000 ms', pass: routed.p99 <= 1000 },
         { metric: `\`docker kill\` → out of HAProxy's rotation (n=${out.n}) p50`, value: `${fmt(out.p50, 0)} ms`, target: '—', pass: undefined },
         { metric: "`docker kill` → out of HAProxy's rotation p99", value: `${fmt(out.p99, 0)} ms`, target: '≤ 1000 ms', pass: out.p99 <= 1000 },
-        { metric: `watcher SIGKILL → all its ${KILL_CONTAINERS} keys gone (TTL ${TTL_MS / 1000} s, worst of ${gone.n})`, value: `${fmt(gone.max, 0)} ms`, target: `≤ ${TTL_MS + 1000} ms`, pass: gone.max <= TTL_MS + 1000 },
+        {
+          metric: `watcher SIGKILL → all its ${KILL_CONTAINERS} keys gone (TTL ${TTL_MS / 1000} s, worst of ${gone.n})`,
+          value: `${fmt(gone.max, 0)} ms`,
+          target: `≤ ${TTL_MS + 1000} ms`,
+          pass: gone.max <= TTL_MS + 1000,
+        },
       ],
       [
         '`npm run bench -- watch` (bench/watch.ts): private dockerd (userland proxy), etcd on loopback, HAProxy + agent in-process, the watcher in-process for the first two rows and as a `switchyard watch` process for the third.',
@@ -141,7 +158,14 @@ async function main() {
     await agent?.agent.stop();
     await hap?.dispose();
     const ours = await raw.listContainers({ all: true, filters: { label: [label] } }).catch(() => []);
-    await Promise.all(ours.map((c) => raw.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    await Promise.all(
+      ours.map((c) =>
+        raw
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
     await rm(dir, { recursive: true, force: true });
     await etcd.dispose();
     await dockerd.stop();

@@ -24,7 +24,10 @@ export default function drain(api: PluginApi): Plugin {
         timeoutMs: ({ timeout }) => (timeout ?? DEFAULT_TIMEOUT_MS) + 60_000,
         needsConfirmation: (ctx, { service, instance }) => ctx.rotation.lastReadyWarning(service, instance),
         async handler(ctx, { service, instance, timeout }) {
-          const { already, outcome } = await ctx.rotation.drain(service, instance, { timeoutMs: timeout ?? DEFAULT_TIMEOUT_MS, progress: (t) => ctx.progress(t) });
+          const { already, outcome } = await ctx.rotation.drain(service, instance, {
+            timeoutMs: timeout ?? DEFAULT_TIMEOUT_MS,
+            progress: (t) => ctx.progress(t),
+          });
           const done = already ? `${service}/${instance} was already draining` : `${service}/${instance} set to drain`;
           return drainReply(api, done, service, instance, outcome);
         },
@@ -47,11 +50,15 @@ export default function drain(api: PluginApi): Plugin {
             case 'unreadable':
               return `${done}; HAProxy cannot be asked here: ${outcome.error}`;
             case 'absent':
-              return api.reply.fail('E_TIMEOUT', `${done} in etcd, but HAProxy (agent ${outcome.agentId}) does not have it after ${secs(5000)}`, ['status shows the agent’s last apply']);
-            case 'not-applied':
-              return api.reply.fail('E_TIMEOUT', `${done} in etcd, but HAProxy (agent ${outcome.agentId}) still shows it ${outcome.status} after ${secs(outcome.waitedMs)}`, [
+              return api.reply.fail('E_TIMEOUT', `${done} in etcd, but HAProxy (agent ${outcome.agentId}) does not have it after ${secs(5000)}`, [
                 'status shows the agent’s last apply',
               ]);
+            case 'not-applied':
+              return api.reply.fail(
+                'E_TIMEOUT',
+                `${done} in etcd, but HAProxy (agent ${outcome.agentId}) still shows it ${outcome.status} after ${secs(outcome.waitedMs)}`,
+                ['status shows the agent’s last apply'],
+              );
             default:
               return done;
           }

@@ -20,7 +20,13 @@ export default function help(api: PluginApi): Plugin {
           }
           if (visible.length === 0) return 'you may not run any command here';
           return api.reply.ok('commands you may run here:', {
-            tables: [api.reply.table(undefined, ['usage', 'what it does'], visible.map((c) => [api.usage(c), c.summary]))],
+            tables: [
+              api.reply.table(
+                undefined,
+                ['usage', 'what it does'],
+                visible.map((c) => [api.usage(c), c.summary]),
+              ),
+            ],
           });
         },
       }),

@@ -1,6 +1,7 @@
 import type { Plugin, PluginApi } from '../src/plugin.js';
 
-const formatDuration = (ms: number) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+const formatDuration = (ms: number) =>
+  ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 
 /** register / deregister: the launch script's `announce ip:port` and the gossip handler's cleanup. */
 export default function register(api: PluginApi): Plugin {

@@ -39,8 +39,18 @@ export default function render(api: PluginApi): Plugin {
           else if (!apply) tables.push({ table: configTable(cand.text, hap.configPath) });
 
           if (!apply) {
-            const verdict = live === undefined ? `there is no live config yet at ${hap.configPath}` : same ? 'identical to the live config' : `differs from the live config${diff ? '' : ' (render --diff shows how)'}`;
-            return { ok: true, summary: `haproxy.cfg as the registry would produce it (agent ${hap.agentId}): ${verdict}`, ...(details.length ? { details } : {}), tables };
+            const verdict =
+              live === undefined
+                ? `there is no live config yet at ${hap.configPath}`
+                : same
+                  ? 'identical to the live config'
+                  : `differs from the live config${diff ? '' : ' (render --diff shows how)'}`;
+            return {
+              ok: true,
+              summary: `haproxy.cfg as the registry would produce it (agent ${hap.agentId}): ${verdict}`,
+              ...(details.length ? { details } : {}),
+              tables,
+            };
           }
           // Validate first: a candidate haproxy rejects never reaches the agent.
           const check = await hap.check(cand.text);

@@ -37,7 +37,8 @@ function scaleReply(api: PluginApi, r: ScaleOutcome): Reply {
   const notes = [...r.tidied.map((t) => `tidied: ${t}`), ...r.problems.map((p) => `note: ${p}`)];
   const what = r.started.length ? `started ${r.started.join(', ')}` : r.retired.length ? `removed ${r.retired.join(', ')}` : 'nothing to change';
   if (r.failed.length === 0) {
-    const summary = r.before === r.replicas ? `${r.service} already runs ${r.replicas}: ${what}` : `scaled ${r.service} from ${r.before} to ${live.length}: ${what}`;
+    const summary =
+      r.before === r.replicas ? `${r.service} already runs ${r.replicas}: ${what}` : `scaled ${r.service} from ${r.before} to ${live.length}: ${what}`;
     return api.reply.ok(summary, { ...(notes.length ? { details: notes } : {}), tables: [table] });
   }
   const verb = r.replicas > r.before ? 'start' : 'stop';
@@ -48,7 +49,9 @@ function scaleReply(api: PluginApi, r: ScaleOutcome): Reply {
     }`,
     [
       ...r.failed.flatMap((f) => [`${f.instance}: ${f.message}`, ...f.details.map((d) => `    ${d}`)]),
-      verb === 'start' ? 'failed instances were removed and never registered; what started is kept' : 'instances that could not be stopped are left as they are',
+      verb === 'start'
+        ? 'failed instances were removed and never registered; what started is kept'
+        : 'instances that could not be stopped are left as they are',
       `desired replicas of ${r.service} stay at ${r.replicas}`,
       ...notes,
     ],

@@ -1,4 +1,17 @@
-import type { AgentReport, ApplyResult, EtcdHealth, HistoryFacade, Instance, Plugin, PluginApi, Reply, Routing, StatusColumns, Table, WatcherRecord } from '../src/plugin.js';
+import type {
+  AgentReport,
+  ApplyResult,
+  EtcdHealth,
+  HistoryFacade,
+  Instance,
+  Plugin,
+  PluginApi,
+  Reply,
+  Routing,
+  StatusColumns,
+  Table,
+  WatcherRecord,
+} from '../src/plugin.js';
 
 /**
  * Beyond these, `status` without a service shows one row per service: a listing of
@@ -53,7 +66,9 @@ export default function status(api: PluginApi): Plugin {
           const tables: NonNullable<Reply['tables']> = [];
           if (large) {
             tables.push({ title: `services ${pageTitle(page, names.length)}`, table: servicesTable(shownNames, byService, desired, containers, hap) });
-            details.push(`one row per service (more than ${DETAIL_MAX_INSTANCES} instances or ${DETAIL_MAX_SERVICES} services); \`status <service>\` lists a service's instances`);
+            details.push(
+              `one row per service (more than ${DETAIL_MAX_INSTANCES} instances or ${DETAIL_MAX_SERVICES} services); \`status <service>\` lists a service's instances`,
+            );
             if (page * PAGE_SIZE < names.length) details.push(`next page: \`status --page ${page + 1}\``);
           } else {
             for (const name of shownNames) {
@@ -62,13 +77,26 @@ export default function status(api: PluginApi): Plugin {
               const want = desired.get(name);
               const rows = [
                 ...list.map((i) => [...row(i, now, hostOf), ...(containers?.cells(i.service, i.instance) ?? []), ...(hap?.cells(name, i.instance) ?? [])]),
-                ...(containers?.unregistered(name, new Set(list.map((i) => i.instance))) ?? []).map((u) => [u.instance, '-', 'unregistered', '-', '-', '-', '-', ...u.cells, ...(hap?.cells(name, u.instance) ?? [])]),
+                ...(containers?.unregistered(name, new Set(list.map((i) => i.instance))) ?? []).map((u) => [
+                  u.instance,
+                  '-',
+                  'unregistered',
+                  '-',
+                  '-',
+                  '-',
+                  '-',
+                  ...u.cells,
+                  ...(hap?.cells(name, u.instance) ?? []),
+                ]),
               ];
               // A service's instances come a page at a time: Slack shows a few hundred rows at most.
               const shown = service ? pageOf(fail, rows, page, 'instances', `status ${name}`) : rows;
               tables.push({
                 title: `${name}: ${list.length} instance${list.length === 1 ? '' : 's'}, ${ready} ready${want ? `, desired ${want.replicas}` : ''}${rows.length > PAGE_SIZE ? ` · rows ${pageTitle(page, rows.length)}` : ''}`,
-                table: { header: ['instance', 'address', 'state', 'weight', 'lease', 'changed by', 'since', ...(containers?.header ?? []), ...(hap?.header ?? [])], rows: shown },
+                table: {
+                  header: ['instance', 'address', 'state', 'weight', 'lease', 'changed by', 'since', ...(containers?.header ?? []), ...(hap?.header ?? [])],
+                  rows: shown,
+                },
               });
               if (service && page * PAGE_SIZE < rows.length) details.push(`next page: \`status ${name} --page ${page + 1}\``);
             }
@@ -104,14 +132,32 @@ function servicesTable(
   containers: StatusColumns | undefined,
   hap: HaproxyColumns | undefined,
 ): Table {
-  const header = ['service', 'instances', 'ready', 'drain', 'maint', 'desired', ...(containers ? ['running', 'unregistered'] : []), ...(hap ? ['UP in haproxy', 'sessions'] : [])];
+  const header = [
+    'service',
+    'instances',
+    'ready',
+    'drain',
+    'maint',
+    'desired',
+    ...(containers ? ['running', 'unregistered'] : []),
+    ...(hap ? ['UP in haproxy', 'sessions'] : []),
+  ];
   const rows = names.map((name) => {
     const list = byService.get(name) ?? [];
     const count = (state: string) => list.filter((i) => stateOf(i) === state).length;
-    const cells = [name, String(list.length), String(count('ready')), String(count('drain')), String(count('maint')), String(desired.get(name)?.replicas ?? '-')];
+    const cells = [
+      name,
+      String(list.length),
+      String(count('ready')),
+      String(count('drain')),
+      String(count('maint')),
+      String(desired.get(name)?.replicas ?? '-'),
+    ];
     if (containers) {
       const unregistered = containers.unregistered(name, new Set(list.map((i) => i.instance)));
-      const running = list.filter((i) => containers.cells(name, i.instance)[0]?.startsWith('running')).length + unregistered.filter((u) => u.cells[0]?.startsWith('running')).length;
+      const running =
+        list.filter((i) => containers.cells(name, i.instance)[0]?.startsWith('running')).length +
+        unregistered.filter((u) => u.cells[0]?.startsWith('running')).length;
       cells.push(String(running), String(unregistered.length));
     }
     if (hap) {
@@ -126,7 +172,11 @@ function servicesTable(
 /** The `page`-th slice of PAGE_SIZE items; a page past the end is refused, naming the last one. */
 function pageOf<T>(fail: PluginApi['errors']['fail'], items: readonly T[], page: number, what: string, command: string): T[] {
   const pages = Math.max(1, Math.ceil(items.length / PAGE_SIZE));
-  if (page > pages) fail('E_BAD_ARGS', `page ${page} is past the end: ${items.length} ${what}, ${pages} page${pages === 1 ? '' : 's'} of ${PAGE_SIZE} (\`${command} --page ${pages}\`)`);
+  if (page > pages)
+    fail(
+      'E_BAD_ARGS',
+      `page ${page} is past the end: ${items.length} ${what}, ${pages} page${pages === 1 ? '' : 's'} of ${PAGE_SIZE} (\`${command} --page ${pages}\`)`,
+    );
   return items.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
 }
 
@@ -232,7 +282,11 @@ async function agentsView(routing: Routing): Promise<{ table?: { title: string; 
   return agentsTable(list, (r) => routing.describe(r));
 }
 
-export function agentsTable(list: readonly AgentReport[], describe: (r: ApplyResult) => string, now = Date.now()): { table?: { title: string; table: Table }; problems: string[] } {
+export function agentsTable(
+  list: readonly AgentReport[],
+  describe: (r: ApplyResult) => string,
+  now = Date.now(),
+): { table?: { title: string; table: Table }; problems: string[] } {
   const problems: string[] = [];
   const rows: string[][] = [];
   for (const r of list) {

@@ -11,7 +11,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { loadBuiltinPlugins } from '../src/app/builtin-plugins.js';
 import { offlineFacades } from '../src/app/plugin-check.js';
 import { createLogger } from '../src/core/log.js';
@@ -51,7 +51,9 @@ const KEY_DOCS: Record<string, KeyDoc> = {
   acl: { text: 'Access control.' },
   'acl.path': { text: 'The ACL file (see acl.md), relative to this file. Reloaded when it changes.' },
   slack: { text: 'Slack settings that are not secrets (tokens come from the environment).' },
-  'slack.feedChannel': { text: 'ID of the #ops channel the feed posts to: a feed of everything, the shorthand for one `slack.feeds` entry. Without it (and without `feeds`) `serve` posts no feed.' },
+  'slack.feedChannel': {
+    text: 'ID of the #ops channel the feed posts to: a feed of everything, the shorthand for one `slack.feeds` entry. Without it (and without `feeds`) `serve` posts no feed.',
+  },
   'slack.feeds': {
     text:
       'Routed feeds, each `{ channel, services, kinds, quiet }`: `channel` a channel ID (one feed per channel); `services` names or globs (`web-*`, default all; HAProxy applies name no service and follow `kinds` alone); ' +
@@ -61,44 +63,78 @@ const KEY_DOCS: Record<string, KeyDoc> = {
   },
   haproxy: { text: 'The HAProxy agent. With this section `serve` and `shell --agent` run the agent in-process; `switchyard agent` runs it alone.' },
   'haproxy.config': { text: 'The haproxy.cfg the agent renders (temp file beside it, `haproxy -c`, atomic rename).' },
-  'haproxy.adminSocket': { text: 'HAProxy’s runtime API socket (`stats socket … level admin`): servers are added, removed, drained and re-weighted through it.' },
+  'haproxy.adminSocket': {
+    text: 'HAProxy’s runtime API socket (`stats socket … level admin`): servers are added, removed, drained and re-weighted through it.',
+  },
   'haproxy.masterSocket': { text: 'The master CLI socket (`haproxy -W -S <path>`): `reload` and `show proc`.' },
   'haproxy.template': { text: 'A Handlebars template of your own, relative to this file.', default: 'the shipped template' },
   'haproxy.binary': { text: 'The `haproxy` used for `haproxy -c`; a bare name is looked up on `PATH`.' },
-  'haproxy.agentId': { text: 'The agent’s name: its key `<switchyardPrefix>/agents/<agentId>` and its name in `status` and the feed.', default: 'the host name' },
+  'haproxy.agentId': {
+    text: 'The agent’s name: its key `<switchyardPrefix>/agents/<agentId>` and its name in `status` and the feed.',
+    default: 'the host name',
+  },
   docker: {
     text: 'The Docker engine for `scale`, container deaths and reconciliation. `DOCKER_HOST` alone also enables it.',
   },
-  'docker.host': { text: 'The engine: `unix:///path` or `tcp://host:port` (TLS from `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`). `DOCKER_HOST` wins.', default: '`unix:///var/run/docker.sock`' },
+  'docker.host': {
+    text: 'The engine: `unix:///path` or `tcp://host:port` (TLS from `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`). `DOCKER_HOST` wins.',
+    default: '`unix:///var/run/docker.sock`',
+  },
   'docker.owner': {
     text: 'Value of the `switchyard.owner` label on the containers this switchyard manages; containers with another owner are never touched.',
     default: `from \`registry.switchyardPrefix\` (\`${docker.owner}\`)`,
   },
-  'docker.reconcileInterval': { text: 'How often `serve` compares containers with the registry (also at start and after the Docker event stream reconnects).', default: dockerDefault('reconcileIntervalMs') },
-  'docker.startTimeout': { text: 'Bound on a new container becoming running (and healthy, when its image has a HEALTHCHECK).', default: dockerDefault('startTimeoutMs') },
+  'docker.reconcileInterval': {
+    text: 'How often `serve` compares containers with the registry (also at start and after the Docker event stream reconnects).',
+    default: dockerDefault('reconcileIntervalMs'),
+  },
+  'docker.startTimeout': {
+    text: 'Bound on a new container becoming running (and healthy, when its image has a HEALTHCHECK).',
+    default: dockerDefault('startTimeoutMs'),
+  },
   'docker.stopGrace': { text: 'SIGTERM to SIGKILL when a container is stopped.', default: dockerDefault('stopGraceMs') },
   'docker.drainTimeout': { text: 'On scale-down, how long to wait for a drained instance’s sessions to end.', default: dockerDefault('drainTimeoutMs') },
   'docker.lockTtl': { text: 'Lease of the per-service lock: how long a crashed holder blocks the service (at least 2s).', default: dockerDefault('lockTtlMs') },
-  'docker.lockWait': { text: 'How long `scale`, `drain` or `undrain` waits for the lock held by another before it is refused.', default: dockerDefault('lockWaitMs') },
-  watch: { text: '`switchyard watch`, one per Docker host: registers the host’s containers labelled `switchyard.register=<service>` while they run, on its own lease (see [docs/watch.md](watch.md)).' },
-  'watch.advertise': { text: 'This host’s address as the load balancers reach it (IP or DNS name, no port): registrations are `<advertise>:<published port>`. Required; never guessed from the interfaces.' },
+  'docker.lockWait': {
+    text: 'How long `scale`, `drain` or `undrain` waits for the lock held by another before it is refused.',
+    default: dockerDefault('lockWaitMs'),
+  },
+  watch: {
+    text: '`switchyard watch`, one per Docker host: registers the host’s containers labelled `switchyard.register=<service>` while they run, on its own lease (see [docs/watch.md](watch.md)).',
+  },
+  'watch.advertise': {
+    text: 'This host’s address as the load balancers reach it (IP or DNS name, no port): registrations are `<advertise>:<published port>`. Required; never guessed from the interfaces.',
+  },
   'watch.ttl': { text: 'Lease TTL of the watcher’s registrations (1s–5m): how long they outlive a crashed watcher, host or network cut.' },
-  'watch.host': { text: 'The host ID in `status`, the feed (`by watch@<host>`) and the watcher’s key `<switchyardPrefix>/watchers/<host>`; unique per host.', default: 'the machine’s hostname' },
-  history: { text: 'The change history `history` and `status <service>` list: recorded in etcd under `<switchyardPrefix>/history/` by one elected `serve` replica, so it survives restarts and etcd compaction.' },
+  'watch.host': {
+    text: 'The host ID in `status`, the feed (`by watch@<host>`) and the watcher’s key `<switchyardPrefix>/watchers/<host>`; unique per host.',
+    default: 'the machine’s hostname',
+  },
+  history: {
+    text: 'The change history `history` and `status <service>` list: recorded in etcd under `<switchyardPrefix>/history/` by one elected `serve` replica, so it survives restarts and etcd compaction.',
+  },
   'history.retention': { text: 'How long a recorded change is kept (`168h` is 7 days).' },
   'history.maxEntries': { text: 'At most this many recorded revisions are kept; the oldest go first.' },
-  plugins: { text: 'Plugins loaded after the built-in ones, in order: each a module path (relative to this file) or a package name, or `{ module, options }`.' },
+  plugins: {
+    text: 'Plugins loaded after the built-in ones, in order: each a module path (relative to this file) or a package name, or `{ module, options }`.',
+  },
   services: { text: 'Services by name. Each gets an HAProxy frontend and backend; one with an `image` can be scaled.' },
   'services.<name>': { text: 'One service; the name follows the service-name rule.' },
-  'services.<name>.image': { text: 'Image of the service’s containers. Without one the service is routed only (instances registered by hand or by other tools) and `scale` refuses it.' },
+  'services.<name>.image': {
+    text: 'Image of the service’s containers. Without one the service is routed only (instances registered by hand or by other tools) and `scale` refuses it.',
+  },
   'services.<name>.port': { text: 'The container port to publish (required with `image`).' },
   'services.<name>.hostIp': { text: 'Host address the port is published on and registered with.' },
   'services.<name>.cmd': { text: 'Command of the containers, replacing the image’s.' },
   'services.<name>.env': { text: 'Environment of the containers.' },
   'services.<name>.mode': { text: 'HAProxy mode of the service’s frontend and backend.' },
-  'services.<name>.listen': { text: 'Where HAProxy’s frontend for the service binds, e.g. `127.0.0.1:8080`. Without it the template renders no frontend for it.' },
+  'services.<name>.listen': {
+    text: 'Where HAProxy’s frontend for the service binds, e.g. `127.0.0.1:8080`. Without it the template renders no frontend for it.',
+  },
   'services.<name>.maxReplicas': { text: 'Upper bound for `scale`.' },
-  'services.<name>.restart': { text: '`always`: a container that dies is replaced under the same instance name (backing off when it keeps dying); `no`: it is deregistered and reported.' },
+  'services.<name>.restart': {
+    text: '`always`: a container that dies is replaced under the same instance name (backing off when it keeps dying); `no`: it is deregistered and reported.',
+  },
   'services.<name>.hostPorts': { text: 'Host ports to publish on, `9001` or `9001-9010`.', default: 'a free port Docker picks' },
   'services.<name>.backend': {
     text: '`docker`: containers on the engine at `docker.host`; `swarm`: one Swarm service (that engine must be a Swarm manager), each task registered as `<name>-<slot>` at its node’s address and its own host-mode port. `hostIp`, `hostPorts` and `restart` do not apply to `swarm` (Swarm restarts tasks itself).',

@@ -28,7 +28,12 @@ async function main(argv: string[]): Promise<number> {
       const loaded = await checkPlugins(config, configPath, createLogger({ level: 'warn' }));
       const acl = await AclStore.load(config.acl.path, { knownCommands: knownCommands(loaded.plugins) });
       const template = await checkTemplateFile(config);
-      const external = config.plugins.length ? `plugins: ok (${loaded.plugins.slice(-config.plugins.length).map((p) => p.name).join(', ')})\n` : '';
+      const external = config.plugins.length
+        ? `plugins: ok (${loaded.plugins
+            .slice(-config.plugins.length)
+            .map((p) => p.name)
+            .join(', ')})\n`
+        : '';
       out(`${configPath}: ok\n${external}${acl.path}: ok (${acl.ruleCount} rules)\n${template ? `${template}\n` : ''}`);
       return 0;
     }

@@ -106,17 +106,13 @@ function program(io: CliIo, picked: (inv: Invocation) => void): Command {
     .option('--log <file>', 'append logs and audit records to this file instead of stderr')
     .option('--agent', 'also run the HAProxy agent in-process, as serve does')
     .action(choose('shell'));
-  root
-    .command('check')
-    .description('validate the config, acl.yaml and the HAProxy template; errors as file:line')
-    .action(choose('check'));
-  root
-    .command('agent')
-    .description('the HAProxy agent alone (no Slack) until SIGINT/SIGTERM; SIGHUP re-reads the template')
-    .action(choose('agent'));
+  root.command('check').description('validate the config, acl.yaml and the HAProxy template; errors as file:line').action(choose('check'));
+  root.command('agent').description('the HAProxy agent alone (no Slack) until SIGINT/SIGTERM; SIGHUP re-reads the template').action(choose('agent'));
   root
     .command('watch')
-    .description('register the labelled containers of this Docker host (switchyard.register=<service>) while they run, until SIGINT/SIGTERM; needs watch.advertise')
+    .description(
+      'register the labelled containers of this Docker host (switchyard.register=<service>) while they run, until SIGINT/SIGTERM; needs watch.advertise',
+    )
     .action(choose('watch'));
   root
     .command('render')

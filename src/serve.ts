@@ -29,9 +29,7 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
   }
   const apiUrl = secrets.slackApiUrl;
   const routes = feedRoutes(config);
-  const feed = routes.length
-    ? buildSlackFeeds({ routes, client: createSlackClient(secrets.slackBotToken, feedClientSettings(apiUrl), log), log })
-    : undefined;
+  const feed = routes.length ? buildSlackFeeds({ routes, client: createSlackClient(secrets.slackBotToken, feedClientSettings(apiUrl), log), log }) : undefined;
   if (!feed) log.warn('neither slack.feedChannel nor slack.feeds is set: #ops feed events are not posted');
   const runtime = await buildRuntime({ config, secrets, log, feed: feed?.sink ?? nullFeed, watchAcl: true, agent: true });
   feed?.instrument(runtime.metrics);
@@ -69,15 +67,20 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
   // One replica at a time posts registry changes (an etcd election), and only one that can
   // reach Slack may hold that role; every replica serves commands once connected.
   let posters: FeedService[] = [];
+  // Set once a signal arrives: a connection that completes during shutdown must not start
+  // a poster after the step that stops posters has run.
+  let stopping = false;
   void slack.connect().then(
     () => {
-      if (feed) posters = feed.startPosters({ registry: runtime.registry, mutes: new EtcdFeedMutes(runtime.registry), log, metrics: runtime.metrics });
+      if (feed && !stopping)
+        posters = feed.startPosters({ registry: runtime.registry, mutes: new EtcdFeedMutes(runtime.registry), log, metrics: runtime.metrics });
     },
     // Only stop() ends the attempts; the shutdown below is already under way then.
     (err: unknown) => log.debug({ err }, 'no longer connecting to Slack'),
   );
 
   await stopSignal(log);
+  stopping = true;
   // Requests first (nothing new starts), then the feed poster resigns so a standby takes
   // over at once; closing the registry revokes this replica's locks and leases. Every etcd
   // call from here on shares one deadline that ends before the grace period does.

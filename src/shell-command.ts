@@ -74,7 +74,14 @@ export async function shellCommand(configPath: string, values: ShellValues, env:
   await shutDown(
     log,
     [
-      ['command in flight', () => settledWithin(session.catch(() => undefined), IN_FLIGHT_GRACE_MS)],
+      [
+        'command in flight',
+        () =>
+          settledWithin(
+            session.catch(() => undefined),
+            IN_FLIGHT_GRACE_MS,
+          ),
+      ],
       ['feed', tail && (() => tail.close())],
       ['runtime', () => runtime.close()],
     ],

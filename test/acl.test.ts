@@ -61,7 +61,7 @@ const TABLE: [string, string, string, string, Service, boolean, number | null][]
   ['oncall scales in the ops channel', 'UONCALL1', 'COPS', 'scale', 'web', true, 1],
   ['oncall scales in a dm', 'UONCALL1', 'dm', 'scale', 'web', true, 1],
   ['oncall outside the listed channels', 'UONCALL1', 'CRANDOM', 'scale', 'web', false, null],
-  ['oncall in another group\'s channel', 'UONCALL1', 'CSRE', 'scale', 'web', false, null],
+  ["oncall in another group's channel", 'UONCALL1', 'CSRE', 'scale', 'web', false, null],
   ['second oncall member registers', 'UONCALL2', 'COPS', 'register', 'web', true, 1],
   ['oncall renders with no service', 'UONCALL1', 'COPS', 'render', NONE, true, 1],
   ['non-member cannot scale', 'UNOBODY', 'COPS', 'scale', 'web', false, null],
@@ -234,7 +234,9 @@ describe('acl.yaml validation', () => {
   });
 
   it('reports unknown commands when the command list is known', () => {
-    const errors = errorsOf(`rules:\n  - allow: ["*"]\n    users: [U1]\n  - deny: [scale, dereg]\n    users: ["*"]\n`, { knownCommands: ['scale', 'deregister'] });
+    const errors = errorsOf(`rules:\n  - allow: ["*"]\n    users: [U1]\n  - deny: [scale, dereg]\n    users: ["*"]\n`, {
+      knownCommands: ['scale', 'deregister'],
+    });
     expect(errors).toEqual(['acl.yaml:4: rules.1.deny.1: unknown command "dereg" (known: deregister, scale)']);
   });
 

@@ -37,7 +37,6 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
   let running: RunningAgent;
   let templatePath: string;
 
-  const last = () => running.results[running.results.length - 1];
   /** Wait for a reported result matching `pred` after index `from`. */
   const resultAfter = (from: number, pred: (r: RunningAgent['results'][number]) => boolean, what = 'an apply result') =>
     waitFor(what, () => running.results.slice(from).find(pred), 8000, 5);
@@ -138,7 +137,10 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
     expect(await hap.workerPid()).not.toBe(worker);
     // Saved just before the reload: web-2 with the forced-drain bit (0x08) in srv_admin_state.
     const state = await readFile(hap.stateFile, 'utf8');
-    const fields = state.split('\n').map((l) => l.split(' ')).find((f) => f[1] === 'web' && f[3] === 'web-2');
+    const fields = state
+      .split('\n')
+      .map((l) => l.split(' '))
+      .find((f) => f[1] === 'web' && f[3] === 'web-2');
     expect(Number(fields?.[6]) & 0x08).toBe(0x08);
     expect((await hap.runtime.showStat()).find((s) => s.backend === 'web' && s.name === 'web-2')?.status).toBe('DRAIN');
     expect(names(await whoAnswers(url, 6))).toEqual(['web-3']);
@@ -175,7 +177,9 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
     try {
       const r = await resultAfter(n, (x) => (x.warnings ?? []).some((w) => w.includes('forged')), 'a warning about the key');
       const warning = r.warnings!.find((w) => w.includes('forged'))!;
-      expect(warning).toBe(`skipped ${JSON.stringify(key)}: instance name ${JSON.stringify('web-x\n[ALERT] forged')} is invalid (must match ${NAME_RE.source})`);
+      expect(warning).toBe(
+        `skipped ${JSON.stringify(key)}: instance name ${JSON.stringify('web-x\n[ALERT] forged')} is invalid (must match ${NAME_RE.source})`,
+      );
       const fed = await waitFor('the feed line', () => running.feed.find((t) => t.includes('forged')));
       expect(fed).not.toMatch(/[\n\r]/);
     } finally {

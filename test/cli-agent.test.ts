@@ -15,7 +15,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EtcdRegistry } from '../src/adapters/etcd/registry.js';
 import { sharedEtcdEndpoint, uniquePrefix, wipe } from './helpers/etcd.js';
 import { DEFAULT_TEMPLATE_PATH } from '../src/adapters/haproxy/template.js';
-import { freePort, httpGet, prepareHaproxy, registryAt, startHaproxy, startHttpBackend, waitFor, whoAnswers, type HttpBackend, type TestHaproxy } from './helpers/haproxy.js';
+import {
+  freePort,
+  httpGet,
+  prepareHaproxy,
+  registryAt,
+  startHaproxy,
+  startHttpBackend,
+  waitFor,
+  whoAnswers,
+  type HttpBackend,
+  type TestHaproxy,
+} from './helpers/haproxy.js';
 
 const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
 
@@ -231,7 +242,9 @@ describe('first boot: HAProxy not running yet (processes, real etcd + haproxy)',
   it('`render --once` writes the validated config without HAProxy, says it did not reload, and HAProxy starts from it', async () => {
     const r = await run(['render', '--once', '--config', configPath]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`haproxy boot-1: wrote ${hap.config} (haproxy -c: valid); HAProxy did not answer, so nothing was reloaded — start HAProxy from this file\n`);
+    expect(r.stdout).toBe(
+      `haproxy boot-1: wrote ${hap.config} (haproxy -c: valid); HAProxy did not answer, so nothing was reloaded — start HAProxy from this file\n`,
+    );
     expect(r.stderr).toMatch(/waiting for HAProxy: .*not reachable .*\((ENOENT|ECONNREFUSED)\)/);
     const written = await readFile(hap.config, 'utf8');
     expect(written).toContain(`    server web-1 ${w1.address} check inter 2000 weight 100\n`);
@@ -251,10 +264,15 @@ describe('first boot: HAProxy not running yet (processes, real etcd + haproxy)',
     await rm(hap.config, { force: true });
     const proc = start(['agent', '--config', hupPath]);
     agent = proc.child;
-    const waiting = await waitFor('"waiting for HAProxy" in the agent key', async () => {
-      const v = await agentKey();
-      return v?.failure === 'unavailable' ? v : undefined;
-    }, 20_000, 50);
+    const waiting = await waitFor(
+      '"waiting for HAProxy" in the agent key',
+      async () => {
+        const v = await agentKey();
+        return v?.failure === 'unavailable' ? v : undefined;
+      },
+      20_000,
+      50,
+    );
     expect(waiting.ok).toBe(false);
     expect(waiting.error?.[0]).toMatch(/^waiting for HAProxy: /);
     expect(await readFile(hap.config, 'utf8')).toContain(`server web-1 ${w1.address} `);
@@ -272,10 +290,15 @@ describe('first boot: HAProxy not running yet (processes, real etcd + haproxy)',
     const good = await readFile(hupTemplate, 'utf8');
     await writeFile(hupTemplate, 'global\n{{#each services}}\n');
     agent.kill('SIGHUP');
-    const refused = await waitFor('the refusal in the agent key', async () => {
-      const v = await agentKey();
-      return v?.failure === 'render' ? v : undefined;
-    }, 20_000, 50);
+    const refused = await waitFor(
+      'the refusal in the agent key',
+      async () => {
+        const v = await agentKey();
+        return v?.failure === 'render' ? v : undefined;
+      },
+      20_000,
+      50,
+    );
     expect(refused.ok).toBe(false);
     expect(refused.error?.[0]).toMatch(/^template does not compile: .*hup\.hbs:\d+: /);
     expect((await readFile(hap.config)).equals(live)).toBe(true);

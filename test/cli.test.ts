@@ -74,7 +74,10 @@ describe('command line parsing', () => {
     ['agent', []],
     ['render', ['--once', '--dry-run']],
   ])('`%s --help` shows its own options and the global --config, on stdout', (command, options) => {
-    for (const argv of [[command, '--help'], ['help', command]]) {
+    for (const argv of [
+      [command, '--help'],
+      ['help', command],
+    ]) {
       const { result, out, err } = parse(argv);
       expect(result).toEqual({ exit: EXIT.ok });
       expect(err).toBe('');

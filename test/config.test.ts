@@ -129,7 +129,9 @@ describe('loadConfig', () => {
     const missing = join(dir, 'nope.yaml');
     const err = await configError(loadConfig(missing, {}));
     expect(err.message).toBe(`no configuration file at ${missing}`);
-    expect(err.details[0]).toMatch(new RegExp(`^looked for ${missing} \\(the path comes from --config, else \\$SWITCHYARD_CONFIG, else \\./switchyard\\.yaml\\)$`));
+    expect(err.details[0]).toMatch(
+      new RegExp(`^looked for ${missing} \\(the path comes from --config, else \\$SWITCHYARD_CONFIG, else \\./switchyard\\.yaml\\)$`),
+    );
     const cp = /^to start from the documented example: cp (\S+) (\S+)$/.exec(err.details[1] ?? '');
     expect(cp?.[2]).toBe(missing);
     // The example named is the one shipped with the package, wherever the command runs from.

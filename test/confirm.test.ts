@@ -30,7 +30,10 @@ describe('confirmation buttons for destructive commands (real etcd, signed reque
 
   /** Each test has a service of its own, with one instance: the last ready one. */
   const register = async (service: string, instance: string) => {
-    const reply = await a.runtime.router.dispatch({ text: `register ${service} ${instance} 10.0.0.1:80`, caller: { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' } });
+    const reply = await a.runtime.router.dispatch({
+      text: `register ${service} ${instance} 10.0.0.1:80`,
+      caller: { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' },
+    });
     expect(reply.ok).toBe(true);
   };
   const waitResponse = (id: string, predicate: (c: SlackCall) => boolean = () => true) =>
@@ -107,7 +110,12 @@ describe('confirmation buttons for destructive commands (real etcd, signed reque
   });
 
   it('still takes --yes from Slack, like the shell', async () => {
-    await postSlashCommand(a.events, SIGNING_SECRET, { text: 'deregister web web-1 --yes', user_id: ONCALL, channel_id: OPS_CHANNEL, response_url: standIn.responseUrl('yes') });
+    await postSlashCommand(a.events, SIGNING_SECRET, {
+      text: 'deregister web web-1 --yes',
+      user_id: ONCALL,
+      channel_id: OPS_CHANNEL,
+      response_url: standIn.responseUrl('yes'),
+    });
     await waitResponse('yes', (c) => String(c.body.text).includes('deregistered web/web-1'));
     expect(await ws.instanceValue('web', 'web-1')).toBeNull();
   });

@@ -94,8 +94,22 @@ afterAll(async () => {
   if (!engine) return;
   const ours = await raw.listContainers({ all: true, filters: { label: [LABEL_OWNER] } });
   const ids = [...ours.filter((c) => c.Labels[LABEL_OWNER]?.startsWith(OWNER)).map((c) => c.Id), ...unmanaged];
-  await Promise.all(ids.map((id) => raw.getContainer(id).remove({ force: true }).catch(() => undefined))); // some are gone already
-  await Promise.all([IMAGE, HEALTHY_IMAGE].map((i) => raw.getImage(i).remove().catch(() => undefined)));
+  await Promise.all(
+    ids.map((id) =>
+      raw
+        .getContainer(id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  ); // some are gone already
+  await Promise.all(
+    [IMAGE, HEALTHY_IMAGE].map((i) =>
+      raw
+        .getImage(i)
+        .remove()
+        .catch(() => undefined),
+    ),
+  );
 });
 
 describe('docker engine adapter', () => {
@@ -265,7 +279,6 @@ describe('docker engine adapter', () => {
       await proxy.close();
     }
   });
-
 });
 
 describe('docker engine adapter on a private engine', () => {

@@ -46,7 +46,9 @@ describe('docs/', () => {
 
   it('replaces only the text between a block’s markers, and names a missing block', () => {
     const doc = 'before\n<!-- generated:x (npm run docs; edits here are overwritten) -->\nold\n<!-- /generated:x -->\nafter\n';
-    expect(replaceBlock(doc, 'f.md', 'x', 'new')).toBe('before\n<!-- generated:x (npm run docs; edits here are overwritten) -->\nnew\n<!-- /generated:x -->\nafter\n');
+    expect(replaceBlock(doc, 'f.md', 'x', 'new')).toBe(
+      'before\n<!-- generated:x (npm run docs; edits here are overwritten) -->\nnew\n<!-- /generated:x -->\nafter\n',
+    );
     expect(() => replaceBlock('no markers', 'f.md', 'x', 'new')).toThrow(/f\.md: no generated block "x"/);
   });
 

@@ -1,16 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findOnPath } from './helpers/etcd.js';
-import {
-  changeLines,
-  feedPosts,
-  occurrences,
-  reportedChanges,
-  sectionText,
-  startReplica,
-  until,
-  type Replica,
-} from './helpers/feed.js';
+import { changeLines, feedPosts, occurrences, reportedChanges, sectionText, startReplica, until, type Replica } from './helpers/feed.js';
 import { startSlackStandIn, type SlackCall, type SlackStandIn } from './helpers/slack.js';
 import { makeWorkspace, ONCALL, OPS_CHANNEL, type Workspace } from './helpers/workspace.js';
 
@@ -63,8 +54,16 @@ describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-i
       ...viaBot.map((name, i) =>
         bot.runtime.router.dispatch({ text: `register web ${name} 10.0.${i >> 8}.${i & 255}:80`, caller }).then((r) => expect(r.ok).toBe(true)),
       ),
-      ...viaClient.map((name, i) => ws.etcd.put(`${ws.prefixes.services}/web/${name}`).value(`10.1.${i >> 8}.${i & 255}:80`).exec()),
-      etcdctlTxn(ws.endpoint, viaEtcdctl.map((name, i) => [`${ws.prefixes.services}/web/${name}`, `10.2.0.${i}:80`])),
+      ...viaClient.map((name, i) =>
+        ws.etcd
+          .put(`${ws.prefixes.services}/web/${name}`)
+          .value(`10.1.${i >> 8}.${i & 255}:80`)
+          .exec(),
+      ),
+      etcdctlTxn(
+        ws.endpoint,
+        viaEtcdctl.map((name, i) => [`${ws.prefixes.services}/web/${name}`, `10.2.0.${i}:80`]),
+      ),
     ]);
     const burstMs = Date.now() - started;
 
@@ -74,7 +73,11 @@ describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-i
       () => {
         const posts = feedPosts(standIn);
         limited = posts[0];
-        return accepted(posts, limited).filter((p) => p.body.thread_ts === undefined).reduce((n, p) => n + reportedChanges(p), 0) >= 500;
+        return (
+          accepted(posts, limited)
+            .filter((p) => p.body.thread_ts === undefined)
+            .reduce((n, p) => n + reportedChanges(p), 0) >= 500
+        );
       },
       20_000,
     );
@@ -129,7 +132,10 @@ describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-i
     const caller = { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' as const };
     const before = feedPosts(standIn).length;
     expect((await bot.runtime.router.dispatch({ text: 'deregister web w-1', caller })).ok).toBe(true);
-    await ws.etcd.put(`${ws.prefixes.switchyard}/state/web/w-2`).value(JSON.stringify({ state: 'drain', weight: 100, by: 'someone', at: new Date().toISOString() })).exec();
+    await ws.etcd
+      .put(`${ws.prefixes.switchyard}/state/web/w-2`)
+      .value(JSON.stringify({ state: 'drain', weight: 100, by: 'someone', at: new Date().toISOString() }))
+      .exec();
     const lease = ws.etcd.lease(10);
     await lease
       .put(`${ws.prefixes.switchyard}/agents/lb-1`)
@@ -137,9 +143,26 @@ describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-i
       .exec();
     await lease
       .put(`${ws.prefixes.switchyard}/agents/lb-1`)
-      .value(JSON.stringify({ agentId: 'lb-1', method: 'reload', ok: false, durationMs: 61, changes: [], error: ['[ALERT] parsing <bad>', 'line 2'], failure: 'check', at: new Date().toISOString() }))
+      .value(
+        JSON.stringify({
+          agentId: 'lb-1',
+          method: 'reload',
+          ok: false,
+          durationMs: 61,
+          changes: [],
+          error: ['[ALERT] parsing <bad>', 'line 2'],
+          failure: 'check',
+          at: new Date().toISOString(),
+        }),
+      )
       .exec();
-    await until('the four changes', () => feedPosts(standIn).slice(before).reduce((n, p) => n + reportedChanges(p), 0) >= 4);
+    await until(
+      'the four changes',
+      () =>
+        feedPosts(standIn)
+          .slice(before)
+          .reduce((n, p) => n + reportedChanges(p), 0) >= 4,
+    );
     const text = feedPosts(standIn).slice(before).map(sectionText).join('\n');
     expect(text).toContain('*web/w-1* removed (was at 10.0.0.1:80) — by <@U0ONCALL> via `deregister`');
     expect(text).toContain('*web/w-2* draining (was ready) — (changed outside switchyard)');

@@ -11,8 +11,10 @@ import type { FeedChange, FeedItem } from '../src/feed/types.js';
 const layout = new KeyLayout('/services', '/switchyard');
 const state = (s: string, weight = 100) => JSON.stringify({ state: s, weight, by: 'U1', at: '2024-01-01T00:00:00Z' });
 const cause = (c: Record<string, string>) => JSON.stringify({ ...c, at: '2024-01-01T00:00:00Z' });
-const put = (key: string, value: string, revision: string, extra: Partial<RegistryEvent> = {}): RegistryEvent => ({ type: 'put', key, value, revision, ...extra }) as RegistryEvent;
-const del = (key: string, revision: string, extra: Partial<RegistryEvent> = {}): RegistryEvent => ({ type: 'delete', key, revision, ...extra }) as RegistryEvent;
+const put = (key: string, value: string, revision: string, extra: Partial<RegistryEvent> = {}): RegistryEvent =>
+  ({ type: 'put', key, value, revision, ...extra }) as RegistryEvent;
+const del = (key: string, revision: string, extra: Partial<RegistryEvent> = {}): RegistryEvent =>
+  ({ type: 'delete', key, revision, ...extra }) as RegistryEvent;
 
 describe('registry events → feed changes', () => {
   it('makes one attributed change of a registration transaction (cause, address and state at one revision)', () => {
@@ -72,7 +74,16 @@ describe('registry events → feed changes', () => {
 
   it('reads agent apply results: success, failure with haproxy’s lines, "nothing to do", a dead agent', () => {
     const ok = JSON.stringify({ agentId: 'lb-1', method: 'runtime', ok: true, durationMs: 2.6, changes: ['+web-4', '-web-2'], at: 'now' });
-    const failed = JSON.stringify({ agentId: 'lb-1', method: 'reload', ok: false, durationMs: 80, changes: [], error: ['[ALERT] line 1', '[ALERT] line 2'], failure: 'check', at: 'later' });
+    const failed = JSON.stringify({
+      agentId: 'lb-1',
+      method: 'reload',
+      ok: false,
+      durationMs: 80,
+      changes: [],
+      error: ['[ALERT] line 1', '[ALERT] line 2'],
+      failure: 'check',
+      at: 'later',
+    });
     const none = JSON.stringify({ agentId: 'lb-1', method: 'none', ok: true, durationMs: 0, changes: [], at: 'x' });
     const { changes } = interpretEvents(layout, [
       put('/switchyard/agents/lb-1', ok, '20'),
@@ -194,7 +205,11 @@ describe('feed pacer', () => {
   it('stop() lets the batch in flight finish and reports what it leaves behind', async () => {
     const outlet = new FakeOutlet();
     const logged: string[] = [];
-    const pacer = new FeedPacer(outlet, pino({ level: 'warn' }, { write: (s: string) => void logged.push(s) }), { minIntervalMs: 200, quietMs: 0, maxWaitMs: 0 });
+    const pacer = new FeedPacer(outlet, pino({ level: 'warn' }, { write: (s: string) => void logged.push(s) }), {
+      minIntervalMs: 200,
+      quietMs: 0,
+      maxWaitMs: 0,
+    });
     pacer.enqueue([event('first')]);
     await new Promise((r) => setTimeout(r, 20));
     pacer.enqueue([event('second')]);

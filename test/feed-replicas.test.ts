@@ -82,14 +82,7 @@ describe('#ops feed with two serve replicas (real etcd)', () => {
 
     expect(takeoverMs).toBeLessThan((TTL_SEC * 2 + 4) * 1000);
     const all = ['r-1', 'r-2', 'r-3', 'r-4', 'r-5', 'r-6'];
-    expect(all.map(posters)).toEqual([
-      ['xoxb-replica-a'],
-      ['xoxb-replica-a'],
-      ['xoxb-replica-b'],
-      ['xoxb-replica-b'],
-      ['xoxb-replica-b'],
-      ['xoxb-replica-b'],
-    ]);
+    expect(all.map(posters)).toEqual([['xoxb-replica-a'], ['xoxb-replica-a'], ['xoxb-replica-b'], ['xoxb-replica-b'], ['xoxb-replica-b'], ['xoxb-replica-b']]);
     const aPosts = feedPosts(standIn).filter((p) => p.token === 'xoxb-replica-a');
     expect(aPosts.every((p) => p.at < killedAt)).toBe(true);
   });

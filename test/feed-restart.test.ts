@@ -68,9 +68,13 @@ describe('#ops feed across bot restarts (real etcd)', () => {
 
     await startBot();
     await until('the changes made while the bot was down', () =>
-      [said(standIn, 'web/b-1', 'registered'), said(standIn, 'web/b-2', 'registered'), said(standIn, 'web/a-1', 'removed'), said(standIn, 'web/a-3', 'removed'), said(standIn, 'web/t-1', 'removed')].every(
-        (l) => l.length >= 1,
-      ),
+      [
+        said(standIn, 'web/b-1', 'registered'),
+        said(standIn, 'web/b-2', 'registered'),
+        said(standIn, 'web/a-1', 'removed'),
+        said(standIn, 'web/a-3', 'removed'),
+        said(standIn, 'web/t-1', 'removed'),
+      ].every((l) => l.length >= 1),
     );
     await run(writer, 'register web c-1 10.0.2.1:80');
     await until('a change after the restart', () => said(standIn, 'web/c-1', 'registered').length >= 1);

@@ -63,14 +63,18 @@ describe('routed feeds and mutes (real etcd, Slack stand-in)', () => {
     await ws?.dispose();
   });
 
-  const lines = (channel: string) =>
-    changeLines(standIn.api('chat.postMessage').filter((c) => c.body.channel === channel)).map((l) => l.replace(/ — .*$/, ''));
+  const lines = (channel: string) => changeLines(standIn.api('chat.postMessage').filter((c) => c.body.channel === channel)).map((l) => l.replace(/ — .*$/, ''));
   const registered = (channel: string) =>
     lines(channel)
       .map((l) => /^\*([^*]+)\* registered/.exec(l)?.[1])
       .filter((s): s is string => s !== undefined)
       .sort();
-  const posted = (channel: string) => standIn.api('chat.postMessage').filter((c) => c.body.channel === channel).map(sectionText).join('\n');
+  const posted = (channel: string) =>
+    standIn
+      .api('chat.postMessage')
+      .filter((c) => c.body.channel === channel)
+      .map(sectionText)
+      .join('\n');
   const run = async (text: string, channel = 'dm', user = ONCALL) => rt.router.dispatch({ text, caller: { userId: user, channel, source: 'slack' } });
   const ok = async (text: string, channel = 'dm') => {
     const r = await run(text, channel);

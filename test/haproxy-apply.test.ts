@@ -84,7 +84,10 @@ describe('HAProxy apply (real haproxy)', () => {
     expect((await httpGet(url)).body).toBe('web-1');
 
     const t0 = performance.now();
-    const second = await step([['web', 'web-1', b1.address], ['web', 'web-2', b2.address]]);
+    const second = await step([
+      ['web', 'web-1', b1.address],
+      ['web', 'web-2', b2.address],
+    ]);
     expect(second.result).toMatchObject({ method: 'runtime', ok: true, changes: ['+web-2'] });
     const seen = await waitFor('web-2 to answer', async () => {
       const r = await whoAnswers(url, 4);
@@ -106,13 +109,20 @@ describe('HAProxy apply (real haproxy)', () => {
     const only = await whoAnswers(url, 4);
     expect([...only.keys()]).toEqual(['web-2']);
 
-    const drained = await step([['web', 'web-2', b2.address, 'drain'], ['web', 'web-3', b3.address]]);
+    const drained = await step([
+      ['web', 'web-2', b2.address, 'drain'],
+      ['web', 'web-3', b3.address],
+    ]);
     expect(drained.result).toMatchObject({ method: 'runtime', ok: true });
     expect(drained.result.changes.sort()).toEqual(['+web-3', 'web-2 drain']);
     expect([...(await whoAnswers(url, 4)).keys()]).toEqual(['web-3']);
 
     // A new backend forces a reload; web-2 stays drained in the new worker.
-    const reload = await step([['web', 'web-2', b2.address, 'drain'], ['web', 'web-3', b3.address], ['api', 'api-1', b1.address]]);
+    const reload = await step([
+      ['web', 'web-2', b2.address, 'drain'],
+      ['web', 'web-3', b3.address],
+      ['api', 'api-1', b1.address],
+    ]);
     expect(reload.result).toMatchObject({ method: 'reload', ok: true });
     expect(reload.result.worker).not.toBe(worker);
     expect(await hap.workerPid()).toBe(reload.result.worker);
@@ -123,7 +133,10 @@ describe('HAProxy apply (real haproxy)', () => {
 
   it('a template that HAProxy rejects keeps the live config byte-identical and reports haproxy lines', async () => {
     const [, b2, b3] = backends as [HttpBackend, HttpBackend, HttpBackend];
-    const rows: Row[] = [['web', 'web-2', b2.address], ['web', 'web-3', b3.address]];
+    const rows: Row[] = [
+      ['web', 'web-2', b2.address],
+      ['web', 'web-3', b3.address],
+    ];
     const before = await readFile(hap.config);
     const worker = await hap.workerPid();
     const good = (await loadTemplate()).source;
@@ -147,8 +160,16 @@ describe('HAProxy apply (real haproxy)', () => {
     try {
       const before = await readFile(hap.config);
       const worker = await hap.workerPid();
-      const blocked = new Converger({ ...convergerOpts, services: { ...convergerOpts.services, db: { ...convergerOpts.services.web!, listen: `127.0.0.1:${taken}` } } });
-      const out = await blocked.step(listing([['web', 'web-2', b2.address], ['web', 'web-3', b3.address]]));
+      const blocked = new Converger({
+        ...convergerOpts,
+        services: { ...convergerOpts.services, db: { ...convergerOpts.services.web!, listen: `127.0.0.1:${taken}` } },
+      });
+      const out = await blocked.step(
+        listing([
+          ['web', 'web-2', b2.address],
+          ['web', 'web-3', b3.address],
+        ]),
+      );
       expect(out.result).toMatchObject({ ok: false, method: 'reload', failure: 'check' });
       expect(out.result.error).toContain(`cannot bind 127.0.0.1:${taken}: EADDRINUSE (address already in use)`);
       expect((await readFile(hap.config)).equals(before)).toBe(true);

@@ -85,7 +85,10 @@ describe('runtime API parsers (HAProxy 2.6 output)', () => {
       '#<PID>          <type>          <reloads>       <uptime>        <version>      \n7788            master          2 [failed: 1]   0d00h11m38s     2.6.12-1+deb12u4\n# workers\n5294            worker          0               0d00h00m00s     2.6.12-1+deb12u4\n5165            worker          1               0d00h00m09s     2.6.12-1+deb12u4\n# programs\n\n',
     );
     expect(t.master).toMatchObject({ pid: 7788, reloads: 2, failed: 1 });
-    expect(t.workers.map((w) => [w.pid, w.reloads])).toEqual([[5294, 0], [5165, 1]]);
+    expect(t.workers.map((w) => [w.pid, w.reloads])).toEqual([
+      [5294, 0],
+      [5165, 1],
+    ]);
   });
 
   it('splits pipelined prompt-mode replies', () => {
@@ -105,13 +108,16 @@ describe('runtime API parsers (HAProxy 2.6 output)', () => {
   });
 
   it('builds commands only from safe tokens', () => {
-    expect(commands.addServer('web', 'web-4', '::1', 8080, { weight: 10, check: true, interMs: 500 }).line).toBe('add server web/web-4 [::1]:8080 check inter 500 weight 10');
+    expect(commands.addServer('web', 'web-4', '::1', 8080, { weight: 10, check: true, interMs: 500 }).line).toBe(
+      'add server web/web-4 [::1]:8080 check inter 500 weight 10',
+    );
     expect(() => commands.setState('web', 'a b', 'ready')).toThrow();
     expect(() => commands.setWeight('web', 'a', 300)).toThrow(/0-256/);
   });
 
   it('cleans haproxy -c output to its ALERT/WARNING lines naming the live file', () => {
-    const out = '[NOTICE]   (4950) : haproxy version is 2.6.12\n[ALERT]    (4950) : config : parsing [/etc/haproxy/.haproxy.cfg.1.ab.tmp:2] : unknown keyword \'foo\' in \'global\' section\n';
+    const out =
+      "[NOTICE]   (4950) : haproxy version is 2.6.12\n[ALERT]    (4950) : config : parsing [/etc/haproxy/.haproxy.cfg.1.ab.tmp:2] : unknown keyword 'foo' in 'global' section\n";
     expect(cleanCheckOutput(out, '/etc/haproxy/.haproxy.cfg.1.ab.tmp', '/etc/haproxy/haproxy.cfg')).toEqual([
       "[ALERT] config : parsing [/etc/haproxy/haproxy.cfg:2] : unknown keyword 'foo' in 'global' section",
     ]);
@@ -161,7 +167,15 @@ describe('model', () => {
 describe('template', () => {
   it('renders the shipped template: frontends, backends, servers with state', async () => {
     const t = await loadTemplate();
-    const out = renderConfig(model([['web', 'web-1', '10.0.0.1:80'], ['web', 'web-2', '10.0.0.2:80', 'drain', 40], ['web', 'web-3', '10.0.0.3:80', 'maint'], ['api', 'a1', '10.0.1.1:90']]), t);
+    const out = renderConfig(
+      model([
+        ['web', 'web-1', '10.0.0.1:80'],
+        ['web', 'web-2', '10.0.0.2:80', 'drain', 40],
+        ['web', 'web-3', '10.0.0.3:80', 'maint'],
+        ['api', 'a1', '10.0.1.1:90'],
+      ]),
+      t,
+    );
     expect(out).toContain('stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners');
     expect(out).toContain('server-state-file /etc/haproxy/haproxy.cfg.state');
     expect(out).toContain('load-server-state-from-file global');
@@ -177,9 +191,15 @@ describe('template', () => {
 
   it('supports the classic confd loop over raw keys in one line', () => {
     const t = compileTemplate('backend all\n{{#each keys}}\n    server {{base}} {{value}} check\n{{/each}}\n', 'confd.hbs');
-    expect(renderConfig(model([['web', 'b', '10.0.0.2:80'], ['web', 'a', '10.0.0.1:80']]), t)).toBe(
-      'backend all\n    server a 10.0.0.1:80 check\n    server b 10.0.0.2:80 check\n',
-    );
+    expect(
+      renderConfig(
+        model([
+          ['web', 'b', '10.0.0.2:80'],
+          ['web', 'a', '10.0.0.1:80'],
+        ]),
+        t,
+      ),
+    ).toBe('backend all\n    server a 10.0.0.1:80 check\n    server b 10.0.0.2:80 check\n');
   });
 
   it('reports compile errors and typos as file:line', () => {
@@ -192,42 +212,105 @@ describe('template', () => {
 
 describe('plan', () => {
   const applied = (m: HaproxyModel, hash = 'h1', rendered = 'cfg'): AppliedConfig => ({ model: m, templateHash: hash, rendered });
-  const base: Row[] = [['web', 'web-1', '10.0.0.1:80'], ['web', 'web-2', '10.0.0.2:80']];
+  const base: Row[] = [
+    ['web', 'web-1', '10.0.0.1:80'],
+    ['web', 'web-2', '10.0.0.2:80'],
+  ];
 
   it('servers added/removed, state and weight in existing backends → runtime', () => {
-    const p = planApply(applied(model(base)), applied(model([['web', 'web-2', '10.0.0.2:80', 'drain'], ['web', 'web-3', '10.0.0.3:80'], ['web', 'web-4', '10.0.0.4:80', 'ready', 7]])));
+    const p = planApply(
+      applied(model(base)),
+      applied(
+        model([
+          ['web', 'web-2', '10.0.0.2:80', 'drain'],
+          ['web', 'web-3', '10.0.0.3:80'],
+          ['web', 'web-4', '10.0.0.4:80', 'ready', 7],
+        ]),
+      ),
+    );
     expect(p.method).toBe('runtime');
     expect(p.changes.sort()).toEqual(['+web-3', '+web-4', '-web-1', 'web-2 drain'].sort());
-    const w = planApply(applied(model(base)), applied(model([['web', 'web-1', '10.0.0.1:80', 'ready', 5], ['web', 'web-2', '10.0.0.2:80']])));
+    const w = planApply(
+      applied(model(base)),
+      applied(
+        model([
+          ['web', 'web-1', '10.0.0.1:80', 'ready', 5],
+          ['web', 'web-2', '10.0.0.2:80'],
+        ]),
+      ),
+    );
     expect(w).toEqual({ method: 'runtime', changes: ['web-1 weight 5'], reasons: [] });
-    expect(planApply(applied(model(base)), applied(model([['web', 'web-1', '10.0.0.9:80'], ['web', 'web-2', '10.0.0.2:80']]))).method).toBe('runtime');
+    expect(
+      planApply(
+        applied(model(base)),
+        applied(
+          model([
+            ['web', 'web-1', '10.0.0.9:80'],
+            ['web', 'web-2', '10.0.0.2:80'],
+          ]),
+        ),
+      ).method,
+    ).toBe('runtime');
   });
 
   it('new/removed backends, template changes, DNS servers → reload', () => {
-    expect(planApply(applied(model(base)), applied(model([...base, ['api', 'a1', '10.0.1.1:80']])))).toMatchObject({ method: 'reload', changes: ['+backend api', '+api/a1'] });
-    expect(planApply(applied(model([...base, ['api', 'a1', '10.0.1.1:80']])), applied(model(base)))).toMatchObject({ method: 'reload', changes: ['-backend api'] });
+    expect(planApply(applied(model(base)), applied(model([...base, ['api', 'a1', '10.0.1.1:80']])))).toMatchObject({
+      method: 'reload',
+      changes: ['+backend api', '+api/a1'],
+    });
+    expect(planApply(applied(model([...base, ['api', 'a1', '10.0.1.1:80']])), applied(model(base)))).toMatchObject({
+      method: 'reload',
+      changes: ['-backend api'],
+    });
     expect(planApply(applied(model(base)), applied(model(base), 'h2'))).toMatchObject({ method: 'reload', reasons: ['template changed'] });
-    expect(planApply(applied(model(base)), applied(model([...base, ['web', 'web-3', 'app.internal:80']])))).toMatchObject({ method: 'reload', changes: ['+web-3'] });
+    expect(planApply(applied(model(base)), applied(model([...base, ['web', 'web-3', 'app.internal:80']])))).toMatchObject({
+      method: 'reload',
+      changes: ['+web-3'],
+    });
   });
 
   it('nothing changed → none; start-up compares with the live file', () => {
     expect(planApply(applied(model(base)), applied(model(base)))).toEqual({ method: 'none', changes: [], reasons: [] });
     expect(planApply(undefined, applied(model(base)), 'cfg').method).toBe('runtime');
-    expect(planApply(undefined, applied(model(base)), 'other')).toMatchObject({ method: 'reload', reasons: ['start-up: live config differs from the registry'] });
+    expect(planApply(undefined, applied(model(base)), 'other')).toMatchObject({
+      method: 'reload',
+      reasons: ['start-up: live config differs from the registry'],
+    });
     expect(planApply(undefined, applied(model(base)), undefined)).toMatchObject({ method: 'reload', reasons: ['first apply: no live config'] });
   });
 });
 
 describe('reconcile', () => {
   const row = (backend: string, name: string, addr: string, port: number, adminState = 0, uweight = 100): ServerStateRow => ({
-    backend, backendId: 3, name, id: 1, addr, port, opState: 2, adminState, uweight, iweight: uweight,
+    backend,
+    backendId: 3,
+    name,
+    id: 1,
+    addr,
+    port,
+    opState: 2,
+    adminState,
+    uweight,
+    iweight: uweight,
   });
 
   it('lists the runtime ops that make HAProxy match the model, in a safe order', () => {
-    const m = model([['web', 'web-1', '10.0.0.1:80', 'ready', 50], ['web', 'web-2', '10.0.0.2:80', 'drain', 100], ['web', 'web-3', '10.0.0.3:80']]);
-    const rec = reconcile(m, [row('web', 'web-1', '10.0.0.1', 80, 8, 100), row('web', 'web-2', '10.0.0.2', 80, 0, 0), row('web', 'web-9', '10.0.0.9', 80)], new Set(['web', 'db']));
+    const m = model([
+      ['web', 'web-1', '10.0.0.1:80', 'ready', 50],
+      ['web', 'web-2', '10.0.0.2:80', 'drain', 100],
+      ['web', 'web-3', '10.0.0.3:80'],
+    ]);
+    const rec = reconcile(
+      m,
+      [row('web', 'web-1', '10.0.0.1', 80, 8, 100), row('web', 'web-2', '10.0.0.2', 80, 0, 0), row('web', 'web-9', '10.0.0.9', 80)],
+      new Set(['web', 'db']),
+    );
     expect(rec.needsReload).toEqual([]);
-    expect(rec.ops.map((o) => `${o.kind} ${o.kind === 'add' ? o.server.name : o.name}${o.kind === 'state' ? ` ${o.state}` : ''}${o.kind === 'weight' ? ` ${o.weight}` : ''}`)).toEqual([
+    expect(
+      rec.ops.map(
+        (o) => `${o.kind} ${o.kind === 'add' ? o.server.name : o.name}${o.kind === 'state' ? ` ${o.state}` : ''}${o.kind === 'weight' ? ` ${o.weight}` : ''}`,
+      ),
+    ).toEqual([
       // Entering rotation: weight, then state. Leaving: state, then weight.
       'weight web-1 50',
       'state web-1 ready',
@@ -240,7 +323,10 @@ describe('reconcile', () => {
   });
 
   it('says when only a reload can help', () => {
-    const m = model([['web', 'web-1', 'app.internal:80'], ['api', 'a1', '10.0.0.1:80']]);
+    const m = model([
+      ['web', 'web-1', 'app.internal:80'],
+      ['api', 'a1', '10.0.0.1:80'],
+    ]);
     expect(reconcile(m, [], new Set(['web', 'db'])).needsReload).toEqual([
       'backend api is not in the running HAProxy',
       'web-1 has a DNS address, which HAProxy 2.6 does not resolve for servers added at runtime',
@@ -254,12 +340,21 @@ describe('reports', () => {
   it('formats apply results for the #ops feed', () => {
     expect(formatApplyResult(r({ changes: ['+web-4', '-web-2'] }))).toBe('haproxy lb-1: runtime +web-4 −web-2 in 3 ms');
     expect(formatApplyResult(r({ method: 'reload', durationMs: 61.4, changes: ['+backend api'] }))).toBe('haproxy lb-1: reload OK in 61 ms (+backend api)');
-    expect(formatApplyResult(r({ method: 'reload', ok: false, failure: 'check', error: ['haproxy -c rejected the new config:', "[ALERT] config : parsing [haproxy.cfg:31] : balance only supports 'roundrobin'"] }))).toBe(
+    expect(
+      formatApplyResult(
+        r({
+          method: 'reload',
+          ok: false,
+          failure: 'check',
+          error: ['haproxy -c rejected the new config:', "[ALERT] config : parsing [haproxy.cfg:31] : balance only supports 'roundrobin'"],
+        }),
+      ),
+    ).toBe(
       "haproxy lb-1: check FAILED: haproxy -c rejected the new config: | [ALERT] config : parsing [haproxy.cfg:31] : balance only supports 'roundrobin' — kept last good config",
     );
-    expect(formatApplyResult(r({ ok: false, failure: 'unavailable', error: ['waiting for HAProxy: not reachable', '/x/haproxy.cfg holds the validated config'] }))).toBe(
-      'haproxy lb-1: waiting for HAProxy: not reachable | /x/haproxy.cfg holds the validated config — will retry',
-    );
+    expect(
+      formatApplyResult(r({ ok: false, failure: 'unavailable', error: ['waiting for HAProxy: not reachable', '/x/haproxy.cfg holds the validated config'] })),
+    ).toBe('haproxy lb-1: waiting for HAProxy: not reachable | /x/haproxy.cfg holds the validated config — will retry');
     expect(formatApplyResult(r({ method: 'none', ok: false, failure: 'render', error: ['template does not compile: /t.hbs:2: Parse error on line 2:'] }))).toBe(
       'haproxy lb-1: render FAILED: template does not compile: /t.hbs:2: Parse error on line 2: — kept last good config',
     );
@@ -267,7 +362,9 @@ describe('reports', () => {
       'haproxy lb-1: write FAILED: cannot write /x/haproxy.cfg: EACCES — kept last good config',
     );
     expect(formatApplyResult(r({ changes: Array.from({ length: 15 }, (_, i) => `+w${i}`) }))).toMatch(/\+w11 \(\+3 more\) in 3 ms$/);
-    expect(formatApplyResult(r({ changes: ['-web-2'], pending: ['web-2'] }))).toBe('haproxy lb-1: runtime −web-2 in 3 ms — waiting for sessions to end on web-2');
+    expect(formatApplyResult(r({ changes: ['-web-2'], pending: ['web-2'] }))).toBe(
+      'haproxy lb-1: runtime −web-2 in 3 ms — waiting for sessions to end on web-2',
+    );
   });
 
   it('derives a valid agent id from the host name', () => {

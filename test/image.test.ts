@@ -91,7 +91,12 @@ describe('the production image', () => {
       'echo "writable=$(touch /app/x 2>/dev/null && echo yes || echo no)"',
     ].join('; ');
     const out = await dockerOk(['run', '--rm', '--network', 'none', '--entrypoint', '/bin/sh', TAG, '-c', probe]);
-    const facts = Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
+    const facts = Object.fromEntries(
+      out
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]),
+    );
     expect(facts).toEqual({ uid: '10001', template: 'yes', cli: 'yes', sources: '', devtools: '', npm: '', writable: 'no' });
   });
 
@@ -134,17 +139,34 @@ describe('the production image', () => {
       // Host networking reaches the test etcd and the Slack stand-in on 127.0.0.1; HOST keeps
       // the bot on loopback too.
       await dockerOk([
-        'run', '--detach', '--name', name, '--network', 'host',
-        '--volume', `${await readableDir(ws.dir)}:${CONFIG_DIR}:ro`,
-        '--env', 'HOST=127.0.0.1', '--env', `PORT=${port}`,
-        '--env', 'SLACK_BOT_TOKEN=xoxb-image-test', '--env', 'SLACK_SIGNING_SECRET=image-test-secret',
-        '--env', `SLACK_API_URL=${slack.apiUrl}`,
-        TAG, 'serve',
+        'run',
+        '--detach',
+        '--name',
+        name,
+        '--network',
+        'host',
+        '--volume',
+        `${await readableDir(ws.dir)}:${CONFIG_DIR}:ro`,
+        '--env',
+        'HOST=127.0.0.1',
+        '--env',
+        `PORT=${port}`,
+        '--env',
+        'SLACK_BOT_TOKEN=xoxb-image-test',
+        '--env',
+        'SLACK_SIGNING_SECRET=image-test-secret',
+        '--env',
+        `SLACK_API_URL=${slack.apiUrl}`,
+        TAG,
+        'serve',
       ]);
       const deadline = Date.now() + 60_000;
       let status = 0;
       while (Date.now() < deadline) {
-        status = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0);
+        status = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+          (r) => r.status,
+          () => 0,
+        );
         if (status === 200) break;
         const state = (await dockerOk(['inspect', '--format', '{{.State.Status}}', name])).trim();
         if (state !== 'running') break;

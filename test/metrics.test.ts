@@ -48,7 +48,12 @@ describe('GET /metrics (real etcd, signed slash commands)', () => {
   });
 
   async function slash(text: string, id: string): Promise<string> {
-    const res = await postSlashCommand(`${base}/slack/events`, SECRET, { text, user_id: ONCALL, channel_id: OPS_CHANNEL, response_url: standIn.responseUrl(id) });
+    const res = await postSlashCommand(`${base}/slack/events`, SECRET, {
+      text,
+      user_id: ONCALL,
+      channel_id: OPS_CHANNEL,
+      response_url: standIn.responseUrl(id),
+    });
     expect(res.status).toBe(200);
     const reply = await standIn.waitFor((c) => c.kind === 'response' && c.method === id, 10_000);
     return String(reply.body.text);

@@ -76,10 +76,25 @@ export async function orchestratorFixture(opts: FixtureOptions = {}) {
   const settings: OrchestratorSettings = { ...orchestratorSettings(config), drainGraceMs: 100, ...opts.settings };
   const registry: EtcdRegistry = createEtcdRegistry(config, { log: silent });
   const engine: DockerEngine = createDockerEngine({ host, log: silent });
-  const locks = new EtcdServiceLocks(registry.client, { keyOf: (s) => registry.layout.lockKey(s), ttlMs: settings.lockTtlMs, endpoints: config.etcd.endpoints, log: silent });
+  const locks = new EtcdServiceLocks(registry.client, {
+    keyOf: (s) => registry.layout.lockKey(s),
+    ttlMs: settings.lockTtlMs,
+    endpoints: config.etcd.endpoints,
+    log: silent,
+  });
   const feed: FeedEvent[] = [];
   const feedSink = { publish: (e: FeedEvent) => void feed.push(e) };
-  const deps: OrchestratorDeps = { registry, engine, locks, feed: feedSink, notices: feedSink, config, settings, log: silent, ...(opts.haproxy ? { haproxy: opts.haproxy } : {}) };
+  const deps: OrchestratorDeps = {
+    registry,
+    engine,
+    locks,
+    feed: feedSink,
+    notices: feedSink,
+    config,
+    settings,
+    log: silent,
+    ...(opts.haproxy ? { haproxy: opts.haproxy } : {}),
+  };
   const router = routerOver({ registry, feed: feedSink, config, orchestration: deps });
   const raw = new Dockerode(dockerodeOptions(host));
 
@@ -112,7 +127,14 @@ export async function orchestratorFixture(opts: FixtureOptions = {}) {
     },
     async dispose() {
       const ours = await raw.listContainers({ all: true, filters: { label: [`${LABEL_OWNER}=${settings.owner}`] } });
-      await Promise.all(ours.map((c) => raw.getContainer(c.Id).remove({ force: true }).catch(() => undefined))); // some are going already
+      await Promise.all(
+        ours.map((c) =>
+          raw
+            .getContainer(c.Id)
+            .remove({ force: true })
+            .catch(() => undefined),
+        ),
+      ); // some are going already
       await registry.close();
       await ws.dispose();
     },

@@ -1,10 +1,7 @@
-/** The orchestrator's pure parts: names, ownership, settings, victim choice, drain waiting. */
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { ManagedContainer } from '../src/adapters/docker/types.js';
 import { configSchema } from '../src/config/schema.js';
 import type { Instance } from '../src/core/registry.js';
-import type { OrchestratorDeps } from '../src/orchestrator/deps.js';
 import { watchDrain } from '../src/orchestrator/rotation.js';
 import { settleAll } from '../src/orchestrator/limit.js';
 import { containerName, joinHostPort, newInstanceName, restartsOf } from '../src/orchestrator/naming.js';
@@ -74,7 +71,14 @@ describe('names and ownership', () => {
     expect(defaultOwner('/ws-1/switchyard')).toBe('ws-1.switchyard');
     expect(defaultOwner(`/${'x'.repeat(60)}`)).toMatch(/^sy-[0-9a-f]{12}$/);
     const s = orchestratorSettings(configSchema.parse({ etcd: {} }));
-    expect(s).toMatchObject({ owner: 'switchyard', reconcileIntervalMs: 30_000, stopGraceMs: 10_000, drainTimeoutMs: 30_000, lockTtlMs: 10_000, lockWaitMs: 60_000 });
+    expect(s).toMatchObject({
+      owner: 'switchyard',
+      reconcileIntervalMs: 30_000,
+      stopGraceMs: 10_000,
+      drainTimeoutMs: 30_000,
+      lockTtlMs: 10_000,
+      lockWaitMs: 60_000,
+    });
     const c = orchestratorSettings(configSchema.parse({ etcd: {}, docker: { owner: 'blue', reconcileInterval: '5s', lockTtl: '1s' } }));
     expect(c).toMatchObject({ owner: 'blue', reconcileIntervalMs: 5000, lockTtlMs: 2000 });
   });
@@ -90,7 +94,16 @@ describe('names and ownership', () => {
 
 describe('views', () => {
   it('publishes under the registered address: IPv4 entry of a wildcard bind, hostIp substituted, IPv6 bracketed', () => {
-    const svc = { image: 'i', port: 80, hostIp: '10.0.0.5', env: {}, mode: 'http' as const, maxReplicas: 1, restart: 'no' as const, backend: 'docker' as const };
+    const svc = {
+      image: 'i',
+      port: 80,
+      hostIp: '10.0.0.5',
+      env: {},
+      mode: 'http' as const,
+      maxReplicas: 1,
+      restart: 'no' as const,
+      backend: 'docker' as const,
+    };
     expect(
       publishedAddress(
         [
@@ -162,7 +175,17 @@ describe('helpers', () => {
 
   it('watchDrain waits for the drain to apply and sessions to reach 0, bounded; a missing server waits only the grace', async () => {
     // UP with no sessions is not drained yet: new requests would still arrive.
-    const ok = await watchDrain(lookupOf([['UP', 0], ['DRAIN', 2], ['DRAIN', 1], ['DRAIN', 0]]), 'web', 'a', { ...opts, timeoutMs: 5000 });
+    const ok = await watchDrain(
+      lookupOf([
+        ['UP', 0],
+        ['DRAIN', 2],
+        ['DRAIN', 1],
+        ['DRAIN', 0],
+      ]),
+      'web',
+      'a',
+      { ...opts, timeoutMs: 5000 },
+    );
     expect(ok).toMatchObject({ kind: 'drained', agentId: 'lb-t' });
     const stuck = await watchDrain(lookupOf([['DRAIN', 3]]), 'web', 'a', { ...opts, timeoutMs: 400 });
     expect(stuck).toMatchObject({ kind: 'open', sessions: 3 });

@@ -117,11 +117,25 @@ describe('death detection', () => {
       expect(replacement.name).toBe(`${victim!.instance}.r1`);
       expect(await httpGet(back.address)).toBe(replacement.id.slice(0, 12));
       expect(back.state?.by).toBe(`restart@${fx.owner}`);
-      expect(fx.feed.find((e) => e.kind === 'container.died' && e.text.startsWith(`keep/${victim!.instance} `))?.text).toMatch(/restart: always, replacing it$/);
+      expect(fx.feed.find((e) => e.kind === 'container.died' && e.text.startsWith(`keep/${victim!.instance} `))?.text).toMatch(
+        /restart: always, replacing it$/,
+      );
       expect(fx.feed.find((e) => e.kind === 'container.restarted')?.text).toBe(`keep/${victim!.instance} restarted (restart 1): running at ${back.address}`);
 
       const status = await fx.run('status keep');
-      expect(status.tables?.[0]?.table.header).toEqual(['instance', 'address', 'state', 'weight', 'lease', 'changed by', 'since', 'container', 'image', 'uptime', 'restarts']);
+      expect(status.tables?.[0]?.table.header).toEqual([
+        'instance',
+        'address',
+        'state',
+        'weight',
+        'lease',
+        'changed by',
+        'since',
+        'container',
+        'image',
+        'uptime',
+        'restarts',
+      ]);
       const row = status.tables![0]!.table.rows.find((r) => r[0] === victim!.instance)!;
       expect(row.slice(7)).toEqual(['running', fx.image, expect.stringMatching(/^\d+s$/), '1']);
       const other = status.tables![0]!.table.rows.find((r) => r[0] !== victim!.instance)!;
@@ -138,7 +152,11 @@ describe('background reconcile', () => {
       proxy.cut();
       // Someone deletes the key behind our back while the stream is down.
       await fx.registry.deregister('web', c!.instance);
-      const event = await waitFor('a reconcile after the reconnect', () => fx.feed.slice(runs).find((e) => e.kind === 'reconcile' && e.text.startsWith('reconcile (reconnect)')), 20_000);
+      const event = await waitFor(
+        'a reconcile after the reconnect',
+        () => fx.feed.slice(runs).find((e) => e.kind === 'reconcile' && e.text.startsWith('reconcile (reconnect)')),
+        20_000,
+      );
       expect(event.text).toContain(`web/${c!.instance} registered at`);
       expect((await fx.registry.get('web', c!.instance))?.state?.by).toBe(`reconcile@${fx.owner}`);
     }));

@@ -85,7 +85,10 @@ describe('plugin loader', () => {
     ws = await pluginWorkspace({ plugins: 'plugins:\n  - "@acme/switchyard-hello"\n' });
     const pkg = join(ws.dir, 'node_modules', '@acme', 'switchyard-hello');
     await mkdir(join(pkg, 'lib'), { recursive: true });
-    await writeFile(join(pkg, 'package.json'), JSON.stringify({ name: '@acme/switchyard-hello', type: 'module', exports: { '.': { import: './lib/main.js' } } }));
+    await writeFile(
+      join(pkg, 'package.json'),
+      JSON.stringify({ name: '@acme/switchyard-hello', type: 'module', exports: { '.': { import: './lib/main.js' } } }),
+    );
     await writeFile(join(pkg, 'lib', 'main.js'), pluginSource({ name: 'hello', command: 'hello', apiVersion: '^1.0.0' }));
     const loaded = await checkPlugins(await loadConfig(ws.configPath, {}), ws.configPath, silent);
     expect(loaded.origins.get('hello')).toBe('plugin hello (@acme/switchyard-hello)');
@@ -158,7 +161,9 @@ describe('plugin loader', () => {
   it('says where it looked for a module that is not there', async () => {
     ws = await pluginWorkspace({ plugins: 'plugins:\n  - ./nope.js\n  - switchyard-plugin-absent\n' });
     const err = await refusal(checkPlugins(await loadConfig(ws.configPath, {}), ws.configPath, silent));
-    expect(err.details[0]).toBe(`${ws.configPath}:${lineOf(await readFile(ws.configPath, 'utf8'), './nope.js')}: plugins.0 (./nope.js): cannot load the module: no such file: ${join(ws.dir, 'nope.js')}`);
+    expect(err.details[0]).toBe(
+      `${ws.configPath}:${lineOf(await readFile(ws.configPath, 'utf8'), './nope.js')}: plugins.0 (./nope.js): cannot load the module: no such file: ${join(ws.dir, 'nope.js')}`,
+    );
   });
 
   it('calls start hooks once in load order and stop hooks in reverse, a hanging one cut off at the budget', async () => {
@@ -210,6 +215,8 @@ export default (api) => ({ name: '${name}', commands: [],
     await setPlugins(ws, 'plugins:\n  - module: ./plugins/http-check\n    options: { timeout: soon }\n');
     const bad = await check(ws.configPath);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain(`${ws.configPath}:${lineOf(await readFile(ws.configPath, 'utf8'), 'timeout: soon')}: plugins.0 (./plugins/http-check): options.timeout: "soon" is not a duration`);
+    expect(bad.stderr).toContain(
+      `${ws.configPath}:${lineOf(await readFile(ws.configPath, 'utf8'), 'timeout: soon')}: plugins.0 (./plugins/http-check): options.timeout: "soon" is not a duration`,
+    );
   });
 });

@@ -172,6 +172,8 @@ describe('external plugins in switchyard shell (process, real etcd)', () => {
     });
     const future = await runShell(ws, ['--user', ONCALL], 'mine\n');
     expect(future.code).toBe(1);
-    expect(future.stderr).toContain(`${ws.configPath}:${await lineOf(ws, '- ./mine.mjs')}: plugins.0 (./mine.mjs): plugin mine refused: it was written for plugin API >=2`);
+    expect(future.stderr).toContain(
+      `${ws.configPath}:${await lineOf(ws, '- ./mine.mjs')}: plugins.0 (./mine.mjs): plugin mine refused: it was written for plugin API >=2`,
+    );
   });
 });

@@ -46,7 +46,10 @@ describe('external plugins through Slack (real etcd, signed requests, feed)', ()
 
   it('asks with buttons, runs on confirm, reports it in #ops as the caller’s, and audits both steps', async () => {
     for (const i of [1, 2]) {
-      const r = await replica.runtime.router.dispatch({ text: `register web web-${i} 10.0.0.${i}:80`, caller: { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' } });
+      const r = await replica.runtime.router.dispatch({
+        text: `register web web-${i} 10.0.0.${i}:80`,
+        caller: { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' },
+      });
       expect(r.ok).toBe(true);
     }
     const ask = await slash(ONCALL, 'maintenance web on', (c) => JSON.stringify(c.body.blocks ?? []).includes(CONFIRM_ACTION));
@@ -61,7 +64,10 @@ describe('external plugins through Slack (real etcd, signed requests, feed)', ()
     expect(done.body.text).toContain('web: web-1, web-2 in maintenance (kernel patch)');
 
     // The feed line: the registry change made by the plugin, attributed to whoever confirmed it.
-    const post = await standIn.waitFor((c) => c.method === 'chat.postMessage' && JSON.stringify(c.body).includes('web-1') && JSON.stringify(c.body).includes('maint'), 20_000);
+    const post = await standIn.waitFor(
+      (c) => c.method === 'chat.postMessage' && JSON.stringify(c.body).includes('web-1') && JSON.stringify(c.body).includes('maint'),
+      20_000,
+    );
     expect(feedPosts(standIn)).toContain(post);
     expect(JSON.stringify(post.body)).toContain(ONCALL);
     expect(JSON.stringify(post.body)).toContain('maintenance');

@@ -26,7 +26,11 @@ describe('raw keys in messages', () => {
       put('/switchyard/agents/lb-1\nfake', '{}', '7'),
     ]);
     expect(changes.map((c) => [c.kind, c.subject, c.what])).toEqual([
-      ['invalid', '"/services/web/a\\n*web-x* registered — by <@U0BOSS>"', 'written, but unreadable: instance name "a\\n*web-x* registered — by <@U0BOSS>" is invalid (must match ^[a-z0-9][a-z0-9_.-]{0,62}$)'],
+      [
+        'invalid',
+        '"/services/web/a\\n*web-x* registered — by <@U0BOSS>"',
+        'written, but unreadable: instance name "a\\n*web-x* registered — by <@U0BOSS>" is invalid (must match ^[a-z0-9][a-z0-9_.-]{0,62}$)',
+      ],
       ['invalid', '"/switchyard/desired/web\\nfake"', 'written, but unreadable: "web\\nfake" is not a service name'],
       ['invalid', '"/switchyard/agents/lb-1\\nfake"', 'written, but unreadable: "lb-1\\nfake" is not an agent ID'],
     ]);

@@ -91,25 +91,28 @@ describe('reconcile', () => {
   it.each([
     ['as soon as its first container exists', async () => (await fx.containers('web', true)).length > 0, false],
     ['after the first registration', /running at 127\.0\.0\.1:\d+, registered \(1\/6\)/, true],
-  ])('after the bot is SIGKILLed in the middle of a scale-up (%s): no container without a registration, no registration without a container', async (_when, killWhen, caughtMidway) => {
-    await killMidway('scale web 6', killWhen);
-    const [containers, regs] = await Promise.all([fx.containers('web', true), fx.registrations('web')]);
-    console.info(`killed ${_when}: ${containers.length} containers (${containers.map((c) => c.status).join(', ')}), ${regs.length} registered`);
-    if (caughtMidway) {
-      // Caught midway: one registered, and containers the dead bot never registered.
-      expect(regs.length).toBeGreaterThanOrEqual(1);
-      expect(containers.length).toBeGreaterThan(regs.length);
-    }
+  ])(
+    'after the bot is SIGKILLed in the middle of a scale-up (%s): no container without a registration, no registration without a container',
+    async (_when, killWhen, caughtMidway) => {
+      await killMidway('scale web 6', killWhen);
+      const [containers, regs] = await Promise.all([fx.containers('web', true), fx.registrations('web')]);
+      console.info(`killed ${_when}: ${containers.length} containers (${containers.map((c) => c.status).join(', ')}), ${regs.length} registered`);
+      if (caughtMidway) {
+        // Caught midway: one registered, and containers the dead bot never registered.
+        expect(regs.length).toBeGreaterThanOrEqual(1);
+        expect(containers.length).toBeGreaterThan(regs.length);
+      }
 
-    const report = await new Reconciler(fx.deps).trigger('start'); // waits out the dead bot's lock
-    const web = report.services.find((s) => s.service === 'web')!;
-    expect(web.skipped).toBeUndefined();
-    const n = await expectNoOrphans();
-    expect(web.running).toBe(n);
-    expect(web.desired).toBe(6);
-    if (n !== 6) expect(fx.feed.some((e) => e.kind === 'reconcile' && e.text.includes(`web: desired 6, running ${n}`))).toBe(true);
-    expect((await fx.run('scale web 0 --yes')).ok).toBe(true);
-  });
+      const report = await new Reconciler(fx.deps).trigger('start'); // waits out the dead bot's lock
+      const web = report.services.find((s) => s.service === 'web')!;
+      expect(web.skipped).toBeUndefined();
+      const n = await expectNoOrphans();
+      expect(web.running).toBe(n);
+      expect(web.desired).toBe(6);
+      if (n !== 6) expect(fx.feed.some((e) => e.kind === 'reconcile' && e.text.includes(`web: desired 6, running ${n}`))).toBe(true);
+      expect((await fx.run('scale web 0 --yes')).ok).toBe(true);
+    },
+  );
 
   it('after the bot is SIGKILLed in the middle of a scale-down: the same holds', async () => {
     const up = await fx.run('scale web 4');

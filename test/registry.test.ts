@@ -31,7 +31,10 @@ const COMMAND_TIMEOUT_MS = 1000;
 
 function registryAt(endpoint: string, prefix: string): EtcdRegistry {
   return createEtcdRegistry(
-    { etcd: { endpoints: [endpoint], commandTimeout: COMMAND_TIMEOUT_MS }, registry: { prefix: `${prefix}/services`, switchyardPrefix: `${prefix}/switchyard` } },
+    {
+      etcd: { endpoints: [endpoint], commandTimeout: COMMAND_TIMEOUT_MS },
+      registry: { prefix: `${prefix}/services`, switchyardPrefix: `${prefix}/switchyard` },
+    },
     { log, healthTimeoutMs: 1000, watchBackoff: { minMs: 50, maxMs: 400 } },
   );
 }
@@ -158,10 +161,7 @@ describe('EtcdRegistry on the shared etcd', () => {
     const first = await reg.get('web', 'a');
     expect(first?.lease).toMatch(/^\d+$/);
     await reg.setState('web', 'a', 'drain', 'U1'); // must stay on the same lease
-    const [svc, st] = await Promise.all([
-      raw.get(`${prefix}/services/web/a`).exec(),
-      raw.get(`${prefix}/switchyard/state/web/a`).exec(),
-    ]);
+    const [svc, st] = await Promise.all([raw.get(`${prefix}/services/web/a`).exec(), raw.get(`${prefix}/switchyard/state/web/a`).exec()]);
     expect(svc.kvs[0]?.lease).toBe(first?.lease);
     expect(st.kvs[0]?.lease).toBe(first?.lease);
 
@@ -334,7 +334,12 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
 
     // Plain restart, the watcher connected straight through.
     await etcd.restart();
-    await until('the writer after restart', () => writer.register('web', 'b', '10.0.0.2:80', { by: 'U1' }).then(() => true, () => false));
+    await until('the writer after restart', () =>
+      writer.register('web', 'b', '10.0.0.2:80', { by: 'U1' }).then(
+        () => true,
+        () => false,
+      ),
+    );
     await until('web/b', () => rec.keys('put').some((k) => k.endsWith('/services/web/b')));
 
     // Now the watcher is cut off during the restart and while etcd takes writes.
@@ -350,11 +355,15 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
 
     expectOrderedOnce(rec.events);
     expect(rec.keys('put').map((k) => k.slice(prefix.length))).toEqual([
-      '/services/web/a', '/switchyard/state/web/a',
-      '/services/web/b', '/switchyard/state/web/b',
-      '/services/web/c', '/switchyard/state/web/c',
+      '/services/web/a',
+      '/switchyard/state/web/a',
+      '/services/web/b',
       '/switchyard/state/web/b',
-      '/services/web/d', '/switchyard/state/web/d',
+      '/services/web/c',
+      '/switchyard/state/web/c',
+      '/switchyard/state/web/b',
+      '/services/web/d',
+      '/switchyard/state/web/d',
     ]);
     expect(rec.resyncs.map((r) => r.reason)).toEqual(['initial']);
     // The outage was reported, coded, without gRPC noise.
@@ -375,9 +384,7 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
     expect(resync.reason).toBe('compacted');
     expect(BigInt(resync.revision)).toBeGreaterThanOrEqual(BigInt(rev));
     const keys = resync.snapshot.map((kv) => kv.key.slice(prefix.length)).sort();
-    expect(keys).toEqual(
-      ['b', 'd', 'e'].flatMap((i) => [`/services/web/${i}`, `/switchyard/state/web/${i}`]).sort(),
-    );
+    expect(keys).toEqual(['b', 'd', 'e'].flatMap((i) => [`/services/web/${i}`, `/switchyard/state/web/${i}`]).sort());
     // …and it streams on from the snapshot.
     const seen = rec.events.length;
     await writer.register('web', 'f', '10.0.0.6:80', { by: 'U1' });
@@ -385,7 +392,7 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
     expect(rec.events.slice(seen).map((e) => e.key.slice(prefix.length))).toEqual(['/services/web/f', '/switchyard/state/web/f']);
   });
 
-  it('resumes an interrupted catch-up from its last event, not from etcd\'s current revision', async () => {
+  it("resumes an interrupted catch-up from its last event, not from etcd's current revision", async () => {
     // etcd sends a backlog in batches of 1000 revisions, each stamped with the CURRENT
     // revision; etcd3's own resume starts after that stamp and loses the rest (measured:
     // 1000 of 3000 events arrive). Cut the stream right after the first batch.
@@ -408,7 +415,14 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
       proxy.block();
       const N = 3000;
       for (let i = 0; i < N; i += 250) {
-        await Promise.all(Array.from({ length: 250 }, (_, j) => bulkWriter.client.put(`${p}/services/bulk/i${i + j}`).value('10.0.0.1:80').exec()));
+        await Promise.all(
+          Array.from({ length: 250 }, (_, j) =>
+            bulkWriter.client
+              .put(`${p}/services/bulk/i${i + j}`)
+              .value('10.0.0.1:80')
+              .exec(),
+          ),
+        );
       }
       proxy.unblock();
       await until('the whole backlog', () => revisions.size === N, 15_000);
@@ -449,7 +463,12 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
     expect(resync.reason).toBe('compacted');
     expect(resync.snapshot).toEqual([]);
     const seen = rec.events.length;
-    await until('the writer', () => writer.register('web', 'z', '10.0.0.26:80', { by: 'U1' }).then(() => true, () => false));
+    await until('the writer', () =>
+      writer.register('web', 'z', '10.0.0.26:80', { by: 'U1' }).then(
+        () => true,
+        () => false,
+      ),
+    );
     await until('web/z', () => rec.events.slice(seen).some((e) => e.key.endsWith('/services/web/z')));
   });
 });
@@ -467,7 +486,12 @@ describe('one deadline per etcd operation (fault-handling policy)', () => {
 
     calls = 0;
     const denied = new EtcdPermissionDeniedError('etcdserver: permission denied');
-    await expect(run(policy, async () => (++calls, Promise.reject(denied)))).rejects.toBe(denied);
+    await expect(
+      run(policy, async () => {
+        calls++;
+        throw denied;
+      }),
+    ).rejects.toBe(denied);
     expect(calls).toBe(1);
   });
 
@@ -552,7 +576,15 @@ describe('EtcdRegistry on a 3-member cluster that loses quorum (private cluster)
 
     await Promise.all([second!.start(), third!.start()]);
     // Time to the first success is a benchmark figure (bench/outage.ts); here it only has to come.
-    await until('a command after recovery', () => reg.register('web', 'c', '10.0.0.3:80', { by: 'U1' }).then(() => true, () => false), 30_000);
+    await until(
+      'a command after recovery',
+      () =>
+        reg.register('web', 'c', '10.0.0.3:80', { by: 'U1' }).then(
+          () => true,
+          () => false,
+        ),
+      30_000,
+    );
     // A write that timed out may still land once quorum is back (etcd had it in its log),
     // but only whole: both keys of an instance or neither.
     const raw = reg.client;
@@ -586,7 +618,11 @@ describe('EtcdRegistry on a 3-member cluster that loses quorum (private cluster)
       }
     };
     const probe = async () => {
-      while (running) await control.get(`${prefix}/control`).string().catch((e: unknown) => controlErrors.push(describeEtcdError(e)));
+      while (running)
+        await control
+          .get(`${prefix}/control`)
+          .string()
+          .catch((e: unknown) => controlErrors.push(describeEtcdError(e)));
     };
     const loops = [load(), load(), load(), probe(), probe(), probe()];
     try {

@@ -1,8 +1,3 @@
-/**
- * render's reply stays bounded whatever the config's size, and agent reports are
- * validated (no etcd, no HAProxy: a fake HaproxyControl).
- */
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { HaproxyControl } from '../src/agent/control.js';
 import { parseAgentReport } from '../src/agent/reports.js';
@@ -17,7 +12,11 @@ function fakeControl(candidate: string, live: string | undefined): HaproxyContro
     agentId: 'lb-fake',
     configPath: '/etc/haproxy/haproxy.cfg',
     stats: async () => [],
-    candidate: async () => ({ text: candidate, skipped: Array.from({ length: 12 }, (_, i) => `/services/web/bad-${i}: value "x" is not host:port`), templateChanged: false }),
+    candidate: async () => ({
+      text: candidate,
+      skipped: Array.from({ length: 12 }, (_, i) => `/services/web/bad-${i}: value "x" is not host:port`),
+      templateChanged: false,
+    }),
     live: async () => live,
     check: async () => ({ ok: true, lines: [] }),
     applyNow: async () => {
@@ -30,7 +29,7 @@ function router(haproxy: HaproxyControl) {
   return routerOver({ registry: new MemoryRegistry(), local: haproxy });
 }
 
-const big = Array.from({ length: 10_000 }, (_, i) => `    server web-${i} 10.0.${Math.floor(i / 250)}.${i % 250}:80 check inter 2000 weight 100`).join('\n') + '\n';
+const big = `${Array.from({ length: 10_000 }, (_, i) => `    server web-${i} 10.0.${Math.floor(i / 250)}.${i % 250}:80 check inter 2000 weight 100`).join('\n')}\n`;
 
 describe('render reply bounds', () => {
   it('cuts a 10,000-line config to 150 lines plus a note, and fits Slack', async () => {
@@ -61,12 +60,17 @@ describe('agent reports', () => {
   it('reads a valid result and refuses garbage with a reason', () => {
     expect(parseAgentReport('lb-1', JSON.stringify(good))).toEqual({ agentId: 'lb-1', result: good });
     expect(parseAgentReport('lb-2', 'nope')).toEqual({ agentId: 'lb-2', problem: 'not JSON' });
-    expect(parseAgentReport('lb-3', JSON.stringify({ ...good, method: 'teleport' }))).toMatchObject({ problem: expect.stringMatching(/^not an apply result \(method: /) });
+    expect(parseAgentReport('lb-3', JSON.stringify({ ...good, method: 'teleport' }))).toMatchObject({
+      problem: expect.stringMatching(/^not an apply result \(method: /),
+    });
   });
 
   it('status rows: one per agent, unreadable ones flagged', async () => {
     const view = agentsTable(
-      [{ agentId: 'lb-1', result: { ...good, method: 'runtime' as const } }, { agentId: 'lb-2', problem: 'not JSON' }],
+      [
+        { agentId: 'lb-1', result: { ...good, method: 'runtime' as const } },
+        { agentId: 'lb-2', problem: 'not JSON' },
+      ],
       formatApplyResult,
       Date.parse(good.at) + 90_000,
     );

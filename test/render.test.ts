@@ -55,7 +55,7 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
       expect(diff.summary).toMatch(/differs from the live config$/);
       expect(diff.details?.[0]).toMatch(/^the template file changed since the agent loaded it/);
       const lines = cells(diff);
-      expect(lines[0]).toMatch(/^--- .*haproxy\.cfg \(live\)  \+1 −0$/);
+      expect(lines[0]).toMatch(/^--- .*haproxy\.cfg \(live\) {2}\+1 −0$/);
       expect(lines).toContain('+    # not loaded yet');
     } finally {
       await writeFile(template, goodTemplate);
@@ -87,7 +87,11 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
     const shown = await fx.run('render');
     expect(shown.details?.[0]).toMatch(/^the template file changed since the agent loaded it/);
     const r = await fx.run('render --apply');
-    expect(r).toMatchObject({ ok: false, code: 'E_CONFIG', summary: 'haproxy -c rejected the candidate config: nothing was applied, the live config is unchanged' });
+    expect(r).toMatchObject({
+      ok: false,
+      code: 'E_CONFIG',
+      summary: 'haproxy -c rejected the candidate config: nothing was applied, the live config is unchanged',
+    });
     expect(r.details?.join('\n')).toMatch(/\[ALERT\] config : parsing \[.*haproxy\.cfg:\d+\] : balance only supports/);
     expect((await readFile(fx.hap.config)).equals(before)).toBe(true);
     expect(await fx.hap.workerPid()).toBe(worker);

@@ -67,7 +67,9 @@ describe('routed-only services', () => {
     it.each(['scale legacy 2', 'scale legacy 0', 'scale legacy 0 --yes'])('%s is refused: no image configured, routed only', async (text) => {
       const r = await router.dispatch({ text, caller: shellCaller('U1') });
       expect(r).toMatchObject({ ok: false, code: 'E_BAD_ARGS' });
-      expect(r.summary).toBe('legacy has no image configured: it is routed only (its instances are registered by hand or by other tools), so it cannot be scaled');
+      expect(r.summary).toBe(
+        'legacy has no image configured: it is routed only (its instances are registered by hand or by other tools), so it cannot be scaled',
+      );
       expect(r.details).toEqual(['to scale it, set services.legacy.image and services.legacy.port in switchyard.yaml']);
       expect(await registry.getDesired('legacy')).toBeUndefined();
     });

@@ -43,7 +43,12 @@ async function routedTo(n: number): Promise<string[]> {
 async function expectRouting(ids: string[]) {
   const want = ids.map((id) => id.slice(0, 12)).sort();
   const wantKeys = want.length ? want : ['503'];
-  await waitFor(`HAProxy to route to ${wantKeys.join(', ')}`, async () => JSON.stringify(await routedTo(want.length)) === JSON.stringify(wantKeys), ROUTED_WITHIN_MS, 50);
+  await waitFor(
+    `HAProxy to route to ${wantKeys.join(', ')}`,
+    async () => JSON.stringify(await routedTo(want.length)) === JSON.stringify(wantKeys),
+    ROUTED_WITHIN_MS,
+    50,
+  );
 }
 
 beforeAll(async () => {
@@ -129,10 +134,15 @@ describe('scale with HAProxy in the loop', () => {
       await expectRouting([victim!.id, survivor!.id]);
       await fx.raw.getContainer(victim!.id).kill();
       // A liveness bound only: ~0.1 s is expected, and well below the 30 s reconcile interval.
-      await waitFor('HAProxy to drop the dead server', async () => {
-        const row = (await hap.runtime.showStat()).find((r) => r.backend === 'web' && r.name === victim!.instance);
-        return row === undefined || row.status === 'MAINT';
-      }, 10_000, 20);
+      await waitFor(
+        'HAProxy to drop the dead server',
+        async () => {
+          const row = (await hap.runtime.showStat()).find((r) => r.backend === 'web' && r.name === victim!.instance);
+          return row === undefined || row.status === 'MAINT';
+        },
+        10_000,
+        20,
+      );
       await expectRouting([survivor!.id]);
     } finally {
       await orch.close();

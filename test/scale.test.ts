@@ -179,7 +179,10 @@ describe('scale', () => {
   it('a scale that cannot get the lock in time is refused, naming the holder', async () => {
     const held = await fx.locks.acquire('web', { by: 'U0OTHER', what: 'scale web 5' }, { waitMs: 0 });
     try {
-      const err = await scaleService({ ...fx.deps, settings: { ...fx.settings, lockWaitMs: 300 } }, { service: 'web', replicas: 2, actor: ONCALL, progress: () => {} }).then(
+      const err = await scaleService(
+        { ...fx.deps, settings: { ...fx.settings, lockWaitMs: 300 } },
+        { service: 'web', replicas: 2, actor: ONCALL, progress: () => {} },
+      ).then(
         () => undefined,
         (e: unknown) => e,
       );

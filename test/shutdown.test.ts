@@ -155,10 +155,15 @@ describe('shutdown of long-running processes (real processes, etcd, HAProxy)', (
     expect(stoppedA.code).toBe(0);
     expect(stoppedA.ms).toBeLessThan(EXIT_WITHIN_MS);
     expect(await leaseTtl(a.lease)).toBe(-1);
-    const [elected] = await waitFor('C to post the feed', () => {
-      const l = c.logs(/^this replica now posts the #ops feed$/);
-      return l.length > 0 && l;
-    }, EXIT_WITHIN_MS, 20);
+    const [elected] = await waitFor(
+      'C to post the feed',
+      () => {
+        const l = c.logs(/^this replica now posts the #ops feed$/);
+        return l.length > 0 && l;
+      },
+      EXIT_WITHIN_MS,
+      20,
+    );
     expect(elected!.time - t0).toBeLessThan(EXIT_WITHIN_MS);
     expect(a.err()).toMatch(/"msg":"this replica no longer posts the #ops feed"/);
 
@@ -170,15 +175,19 @@ describe('shutdown of long-running processes (real processes, etcd, HAProxy)', (
 
   const agentKey = async () => (await ws.etcd.get(`${ws.prefixes.switchyard}/agents/stop-1`).exec()).kvs[0];
 
-  it.each(['SIGTERM', 'SIGINT'] as const)('agent: exits 0 within 5 s of %s and its status key goes with it', async (signal) => {
-    const agent = start(['agent', '--config', join(ws.dir, 'agent.yaml')]);
-    const kv = await waitFor('the agent status key', agentKey, START_WITHIN_MS, 50);
-    const stopped = await agent.stop(signal);
-    expect(stopped.code).toBe(0);
-    expect(stopped.ms).toBeLessThan(EXIT_WITHIN_MS);
-    expect(await agentKey()).toBeUndefined();
-    expect(await leaseTtl(kv.lease)).toBe(-1);
-  }, 120_000);
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'agent: exits 0 within 5 s of %s and its status key goes with it',
+    async (signal) => {
+      const agent = start(['agent', '--config', join(ws.dir, 'agent.yaml')]);
+      const kv = await waitFor('the agent status key', agentKey, START_WITHIN_MS, 50);
+      const stopped = await agent.stop(signal);
+      expect(stopped.code).toBe(0);
+      expect(stopped.ms).toBeLessThan(EXIT_WITHIN_MS);
+      expect(await agentKey()).toBeUndefined();
+      expect(await leaseTtl(kv.lease)).toBe(-1);
+    },
+    120_000,
+  );
 
   it('shell --agent: stdin still open, exits 143 within 5 s of SIGTERM, its agent gone at once', async () => {
     const shell = start(['shell', '--agent', '--config', join(ws.dir, 'agent.yaml')], {}, 'pipe');
@@ -247,7 +256,14 @@ describe('shutDown: the order and the safety net (in-process, exit stubbed)', ()
   it('exits 1 at the grace period, naming what did not stop', async () => {
     const { log, lines } = capture();
     const exits: number[] = [];
-    void shutDown(log, [['ok', () => undefined], ['stuck', () => new Promise(() => undefined)]], { graceMs: 100, exit: (code) => void exits.push(code) });
+    void shutDown(
+      log,
+      [
+        ['ok', () => undefined],
+        ['stuck', () => new Promise(() => undefined)],
+      ],
+      { graceMs: 100, exit: (code) => void exits.push(code) },
+    );
     await waitFor('the safety net', () => exits.length > 0, 10_000);
     expect(exits).toEqual([1]);
     expect(lines.find((l) => l.level === 50)).toMatchObject({ pending: ['stuck'], msg: 'shutdown did not finish within 100 ms; exiting' });

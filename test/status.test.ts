@@ -53,7 +53,12 @@ describe('status on a large registry', () => {
     const small = testRouter();
     await fill(small.registry, DETAIL_MAX_INSTANCES, 4);
     const detailed = await small.router.dispatch({ text: 'status', caller: shellCaller() });
-    expect(detailed.tables?.map((t) => t.title)).toEqual(['svc-0: 25 instances, 25 ready', 'svc-1: 25 instances, 25 ready', 'svc-2: 25 instances, 25 ready', 'svc-3: 25 instances, 25 ready']);
+    expect(detailed.tables?.map((t) => t.title)).toEqual([
+      'svc-0: 25 instances, 25 ready',
+      'svc-1: 25 instances, 25 ready',
+      'svc-2: 25 instances, 25 ready',
+      'svc-3: 25 instances, 25 ready',
+    ]);
     fitsSlackWhole(detailed);
 
     await small.registry.register('svc-0', 'one-more', '10.9.9.9:80', { by: 'U1' });

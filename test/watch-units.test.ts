@@ -13,11 +13,22 @@ import { desiredFor, inspectSchema, instanceFromName } from '../src/watch/contai
 import { nextState } from '../src/watch/keys.js';
 import { eventReason, isSigkill } from '../src/watch/watcher.js';
 
-function container(o: { name?: string; labels?: Record<string, string>; status?: string; health?: string; ports?: Record<string, { HostIp: string; HostPort: string }[] | null> }) {
+function container(o: {
+  name?: string;
+  labels?: Record<string, string>;
+  status?: string;
+  health?: string;
+  ports?: Record<string, { HostIp: string; HostPort: string }[] | null>;
+}) {
   return inspectSchema.parse({
     Id: 'abc123',
     Name: o.name ?? '/web-a',
-    State: { Status: o.status ?? 'running', Running: o.status === undefined || o.status === 'running', Paused: o.status === 'paused', ...(o.health ? { Health: { Status: o.health } } : {}) },
+    State: {
+      Status: o.status ?? 'running',
+      Running: o.status === undefined || o.status === 'running',
+      Paused: o.status === 'paused',
+      ...(o.health ? { Health: { Status: o.health } } : {}),
+    },
     Config: { Labels: o.labels ?? { 'switchyard.register': 'web' } },
     NetworkSettings: { Ports: o.ports ?? { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '32768' }] } },
   });
@@ -34,7 +45,13 @@ describe('desiredFor: a container → its registration', () => {
     const d = desiredFor(
       container({
         labels: { 'switchyard.register': 'api', 'switchyard.instance': 'api-7', 'switchyard.port': '8080', 'switchyard.weight': '30' },
-        ports: { '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '1000' }], '8080/tcp': [{ HostIp: '::', HostPort: '2000' }, { HostIp: '0.0.0.0', HostPort: '2000' }] },
+        ports: {
+          '80/tcp': [{ HostIp: '0.0.0.0', HostPort: '1000' }],
+          '8080/tcp': [
+            { HostIp: '::', HostPort: '2000' },
+            { HostIp: '0.0.0.0', HostPort: '2000' },
+          ],
+        },
       }),
     );
     expect(d).toMatchObject({ kind: 'register', service: 'api', instance: 'api-7', port: 2000, weight: 30 });
@@ -42,7 +59,10 @@ describe('desiredFor: a container → its registration', () => {
 
   it('leaves alone unlabelled, orchestrator-owned and unusable containers, saying why', () => {
     expect(desiredFor(container({ labels: {} })).kind).toBe('ignore');
-    expect(desiredFor(container({ labels: { 'switchyard.register': 'web', 'switchyard.owner': 'sy-1' } }))).toMatchObject({ kind: 'ignore', why: expect.stringContaining('scale') });
+    expect(desiredFor(container({ labels: { 'switchyard.register': 'web', 'switchyard.owner': 'sy-1' } }))).toMatchObject({
+      kind: 'ignore',
+      why: expect.stringContaining('scale'),
+    });
     expect(desiredFor(container({ labels: { 'switchyard.register': 'Web!' } })).kind).toBe('ignore');
     expect(desiredFor(container({ ports: {} }))).toMatchObject({ kind: 'ignore', why: expect.stringContaining('published') });
     expect(desiredFor(container({ ports: { '80/tcp': [{ HostIp: '', HostPort: '1' }], '81/tcp': [{ HostIp: '', HostPort: '2' }] } }))).toMatchObject({
@@ -85,7 +105,11 @@ describe('watch: config', () => {
     expect(configSchema.safeParse({ ...base, watch: {} }).success).toBe(false);
     expect(configSchema.safeParse({ ...base, watch: { advertise: '10.0.0.5:80' } }).success).toBe(false);
     expect(configSchema.safeParse({ ...base, watch: { advertise: '10.0.0.5', ttl: '100ms' } }).success).toBe(false);
-    expect(configSchema.parse({ ...base, watch: { advertise: 'fd00::5', ttl: '2s', host: 'h1' } }).watch).toEqual({ advertise: 'fd00::5', ttl: 2000, host: 'h1' });
+    expect(configSchema.parse({ ...base, watch: { advertise: 'fd00::5', ttl: '2s', host: 'h1' } }).watch).toEqual({
+      advertise: 'fd00::5',
+      ttl: 2000,
+      host: 'h1',
+    });
   });
   it('takes the host ID from watch.host, else the hostname', () => {
     const c = (host?: string) => configSchema.parse({ ...base, watch: { advertise: '10.0.0.5', ...(host ? { host } : {}) } });
@@ -97,8 +121,15 @@ describe('watch: config', () => {
 
 describe('feed: watcher changes', () => {
   const layout = new KeyLayout('/services', '/switchyard');
-  const record = (stopping: boolean) => JSON.stringify({ host: 'h1', advertise: '10.0.0.5', lease: '77', pid: 1, startedAt: '', registered: 1, ...(stopping ? { stopping } : {}) });
-  const del = (key: string, revision: string, prevValue: string, prevLease?: string): RegistryEvent => ({ type: 'delete', key, revision, prevValue, ...(prevLease ? { prevLease } : {}) });
+  const record = (stopping: boolean) =>
+    JSON.stringify({ host: 'h1', advertise: '10.0.0.5', lease: '77', pid: 1, startedAt: '', registered: 1, ...(stopping ? { stopping } : {}) });
+  const del = (key: string, revision: string, prevValue: string, prevLease?: string): RegistryEvent => ({
+    type: 'delete',
+    key,
+    revision,
+    prevValue,
+    ...(prevLease ? { prevLease } : {}),
+  });
   const put = (key: string, value: string, revision: string): RegistryEvent => ({ type: 'put', key, value, revision });
 
   it('says which watcher a deregistration came from and why', () => {
@@ -118,7 +149,10 @@ describe('feed: watcher changes', () => {
         del('/switchyard/watchers/h1', rev, record(stopping), '77'),
         del('/services/web/b', rev, '10.0.0.9:1', '99'),
       ]).changes.map((c) => changeLine(c, plainStyle));
-    expect(expiry(false, '6')).toEqual(["web/a removed (was at 10.0.0.5:1) — (host h1's watcher is gone)", 'web/b removed (was at 10.0.0.9:1) — (lease expired)']);
+    expect(expiry(false, '6')).toEqual([
+      "web/a removed (was at 10.0.0.5:1) — (host h1's watcher is gone)",
+      'web/b removed (was at 10.0.0.9:1) — (lease expired)',
+    ]);
     expect(expiry(true, '7')[0]).toBe("web/a removed (was at 10.0.0.5:1) — (host h1's watcher stopped)");
   });
 });

@@ -23,7 +23,18 @@ import { Watcher } from '../src/watch/watcher.js';
 import { routerOver, shellCaller } from './helpers/core.js';
 import { buildBusyboxImage, sharedDockerHost } from './helpers/docker.js';
 import { sharedEtcdEndpoint, uniquePrefix } from './helpers/etcd.js';
-import { agentConfig, freePort, registryAt, startAgent, startHaproxy, testLog, waitFor, whoAnswers, type RunningAgent, type TestHaproxy } from './helpers/haproxy.js';
+import {
+  agentConfig,
+  freePort,
+  registryAt,
+  startAgent,
+  startHaproxy,
+  testLog,
+  waitFor,
+  whoAnswers,
+  type RunningAgent,
+  type TestHaproxy,
+} from './helpers/haproxy.js';
 
 const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
 const IMAGE = 'switchyard-test/watch:1';
@@ -82,8 +93,22 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!docker) return;
   const ours = await docker.listContainers({ all: true, filters: { label: [TEST_LABEL] } });
-  await Promise.all(ours.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-  await Promise.all([IMAGE, HEALTH_IMAGE].map((i) => docker.getImage(i).remove().catch(() => undefined)));
+  await Promise.all(
+    ours.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
+  await Promise.all(
+    [IMAGE, HEALTH_IMAGE].map((i) =>
+      docker
+        .getImage(i)
+        .remove()
+        .catch(() => undefined),
+    ),
+  );
 });
 
 describe('watch in-process: registration follows the container', { timeout: 60_000 }, () => {
@@ -106,7 +131,16 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
     agent = await startAgent(agentConfig(endpoint, prefix, hap, 'lb-watch', { web: { listen: `127.0.0.1:${port}` } }), registry);
     feed = await feedOf(registry);
     // No periodic reconcile here: each change must come from its Docker event (and say so).
-    watcher = new Watcher({ registry: watcherRegistry, docker, host: 'h1', advertise: '127.0.0.1', ttlMs: 2000, log: testLog, reconcileEveryMs: 600_000, onApplied: (e) => applied.push(e) });
+    watcher = new Watcher({
+      registry: watcherRegistry,
+      docker,
+      host: 'h1',
+      advertise: '127.0.0.1',
+      ttlMs: 2000,
+      log: testLog,
+      reconcileEveryMs: 600_000,
+      onApplied: (e) => applied.push(e),
+    });
     await watcher.start();
   });
 
@@ -130,7 +164,11 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
     await kill(c);
     await waitFor('web/web-a deregistered', async () => (await registry.get('web', 'web-a')) === undefined, 10_000, 50);
     await waitFor('out of rotation', async () => !(await whoAnswers(url, 3)).has(c.short), 10_000, 50);
-    await waitFor('the feed line', () => feed.lines.some((l) => l === `web/web-a removed (was at 127.0.0.1:${c.port}) — by watch@h1 (container killed)`), 10_000);
+    await waitFor(
+      'the feed line',
+      () => feed.lines.some((l) => l === `web/web-a removed (was at 127.0.0.1:${c.port}) — by watch@h1 (container killed)`),
+      10_000,
+    );
   });
 
   it('docker pause → maint; unpause → ready again', async () => {
@@ -141,7 +179,11 @@ describe('watch in-process: registration follows the container', { timeout: 60_0
     await waitFor('pz/pz-1 in maint', async () => (await registry.get('pz', 'pz-1'))?.state?.state === 'maint', 10_000, 50);
     await docker.getContainer(c.id).unpause();
     await waitFor('pz/pz-1 back to ready', async () => (await registry.get('pz', 'pz-1'))?.state?.state === 'ready', 10_000, 50);
-    await waitFor('the feed line', () => feed.lines.some((l) => l.startsWith('pz/pz-1 in maintenance (was ready) — by watch@h1 (container paused)')), 10_000).catch((e) => {
+    await waitFor(
+      'the feed line',
+      () => feed.lines.some((l) => l.startsWith('pz/pz-1 in maintenance (was ready) — by watch@h1 (container paused)')),
+      10_000,
+    ).catch((e) => {
       throw new Error(`${e}\n${feed.lines.join('\n')}`);
     });
     await docker.getContainer(c.id).remove({ force: true });
@@ -270,7 +312,8 @@ describe('switchyard watch as a process', { timeout: 120_000 }, () => {
     child = p;
     return p;
   };
-  const exited = (p: ChildProcess) => new Promise<number | null>((resolve) => (p.exitCode !== null ? resolve(p.exitCode) : p.once('exit', (code) => resolve(code))));
+  const exited = (p: ChildProcess) =>
+    new Promise<number | null>((resolve) => (p.exitCode !== null ? resolve(p.exitCode) : p.once('exit', (code) => resolve(code))));
   const watcherLease = async () => decodeWatcherRecord((await registry.client.get(registry.layout.watcherKey('h1')).string()) ?? '')?.lease;
 
   beforeAll(async () => {
@@ -318,10 +361,23 @@ describe('switchyard watch as a process', { timeout: 120_000 }, () => {
     // TTL 2 s: 10 s is the liveness bound (bench/watch.ts measures the figure).
     await waitFor('its keys gone by lease expiry', async () => (await registry.list('proc')).instances.length === 0, 10_000, 50);
     expect(Date.now() - t0).toBeLessThan(10_000);
-    await waitFor('the feed to say whose keys expired', () => feed.lines.some((l) => l === `proc/p2 removed (was at 127.0.0.1:${c2.port}) — (host h1's watcher is gone)`), 5000);
+    await waitFor(
+      'the feed to say whose keys expired',
+      () => feed.lines.some((l) => l === `proc/p2 removed (was at 127.0.0.1:${c2.port}) — (host h1's watcher is gone)`),
+      5000,
+    );
 
     p = startWatch(ttl2);
-    await waitFor('p2 and p3 registered again, p1 not', async () => (await registry.list('proc')).instances.map((i) => i.instance).sort().join() === 'p2,p3', 30_000, 100);
+    await waitFor(
+      'p2 and p3 registered again, p1 not',
+      async () =>
+        (await registry.list('proc')).instances
+          .map((i) => i.instance)
+          .sort()
+          .join() === 'p2,p3',
+      30_000,
+      100,
+    );
     expect((await registry.get('proc', 'p3'))?.address).toBe(`127.0.0.1:${c3.port}`);
     p.kill('SIGKILL');
     await exited(p);
@@ -345,7 +401,16 @@ describe('switchyard watch as a process', { timeout: 120_000 }, () => {
     // The record goes on the new lease first, before its first reconcile.
     await waitFor('a record on a new lease', async () => ((await watcherLease()) ?? oldLease) !== oldLease, 30_000, 100);
     const newLease = await watcherLease();
-    await waitFor('k4 and k6 registered, k5 removed', async () => (await registry.list('keep')).instances.map((i) => i.instance).sort().join() === 'k4,k6', 10_000, 100);
+    await waitFor(
+      'k4 and k6 registered, k5 removed',
+      async () =>
+        (await registry.list('keep')).instances
+          .map((i) => i.instance)
+          .sort()
+          .join() === 'k4,k6',
+      10_000,
+      100,
+    );
     // k4 was moved onto the new lease and the old one is revoked: it outlives the old lease.
     expect((await registry.get('keep', 'k4'))?.lease).toBe(newLease);
     await waitFor('the old lease revoked', async () => Number((await registry.client.leaseClient.leaseTimeToLive({ ID: oldLease! })).TTL) === -1, 10_000, 50);
@@ -359,6 +424,10 @@ describe('switchyard watch as a process', { timeout: 120_000 }, () => {
     expect(Date.now() - t0).toBeLessThan(5000);
     // Revoked, not expired: gone at once (a 30 s TTL would still hold them).
     expect((await registry.list('keep')).instances).toEqual([]);
-    await waitFor('the feed to say it stopped', () => feed.lines.some((l) => l.startsWith("keep/k4 removed") && l.endsWith("(host h1's watcher stopped)")), 5000);
+    await waitFor(
+      'the feed to say it stopped',
+      () => feed.lines.some((l) => l.startsWith('keep/k4 removed') && l.endsWith("(host h1's watcher stopped)")),
+      5000,
+    );
   });
 });

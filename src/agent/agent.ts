@@ -59,7 +59,11 @@ export interface AgentOptions {
 
 /** A valid agent ID from the host name ("LB-1.example.com" → "lb-1.example.com"). */
 export function defaultAgentId(host = hostname()): string {
-  const id = host.toLowerCase().replace(/[^a-z0-9_.-]/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 63);
+  const id = host
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 63);
   return NAME_RE.test(id) ? id : 'haproxy';
 }
 

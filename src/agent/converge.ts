@@ -50,11 +50,15 @@ export class Converger {
 
   /** Render what the registry wants (for `render`/`render --diff`), without applying. */
   candidate(listing: Listing): AppliedConfig {
-    const model = buildModel(listing, { services: this.opts.services, haproxy: this.opts.haproxy }, {
-      servicesPrefix: this.opts.servicesPrefix,
-      ...(this.opts.checkInterMs !== undefined ? { checkInterMs: this.opts.checkInterMs } : {}),
-      ...(this.opts.stateFile !== undefined ? { stateFile: this.opts.stateFile } : {}),
-    });
+    const model = buildModel(
+      listing,
+      { services: this.opts.services, haproxy: this.opts.haproxy },
+      {
+        servicesPrefix: this.opts.servicesPrefix,
+        ...(this.opts.checkInterMs !== undefined ? { checkInterMs: this.opts.checkInterMs } : {}),
+        ...(this.opts.stateFile !== undefined ? { stateFile: this.opts.stateFile } : {}),
+      },
+    );
     return { model, templateHash: this.template.hash, rendered: renderConfig(model, this.template) };
   }
 

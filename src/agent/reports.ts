@@ -13,7 +13,6 @@ export type { AgentReport };
 import { NAME_RE } from '../core/names.js';
 import { quoteKey } from '../core/quote.js';
 
-
 export interface AgentReports {
   list(): Promise<AgentReport[]>;
 }

@@ -3,7 +3,7 @@
  * under the services prefix and the switchyard state prefix, as text.
  */
 import { buildListing, type RawKv } from '../adapters/etcd/codec.js';
-import { KeyLayout } from '../adapters/etcd/keys.js';
+import type { KeyLayout } from '../adapters/etcd/keys.js';
 import type { Listing, RegistryEvent } from '../core/registry.js';
 
 interface Entry {

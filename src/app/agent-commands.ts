@@ -79,7 +79,13 @@ export async function agentCommand(config: Config, secrets: Pick<Secrets, 'etcdP
  * rendering once and starting HAProxy from the file. Exit 1 only when the config is
  * refused or cannot be written.
  */
-export async function renderCommand(config: Config, secrets: Pick<Secrets, 'etcdPassword'>, log: Logger, opts: { once: boolean; dryRun: boolean }, io: Io): Promise<number> {
+export async function renderCommand(
+  config: Config,
+  secrets: Pick<Secrets, 'etcdPassword'>,
+  log: Logger,
+  opts: { once: boolean; dryRun: boolean },
+  io: Io,
+): Promise<number> {
   const h = haproxyOf(config);
   if (!opts.once) {
     throw new SwitchyardError('E_BAD_ARGS', 'render needs --once: it renders one time and exits (the watching agent is `switchyard agent`)');
@@ -104,7 +110,12 @@ async function dryRun(config: Config, h: NonNullable<Config['haproxy']>, registr
 
 async function applyOnce(config: Config, h: NonNullable<Config['haproxy']>, registry: EtcdRegistry, log: Logger, io: Io): Promise<number> {
   // Results stay in memory: a one-off run must not replace a running agent's status key.
-  const agent = new HaproxyAgent({ config: { haproxy: h, services: config.services, registry: config.registry }, registry, status: new MemoryAgentStatusStore(), log });
+  const agent = new HaproxyAgent({
+    config: { haproxy: h, services: config.services, registry: config.registry },
+    registry,
+    status: new MemoryAgentStatusStore(),
+    log,
+  });
   let timer: NodeJS.Timeout | undefined;
   const first = new Promise<ApplyResult>((resolve, reject) => {
     agent.onApply(resolve);

@@ -79,7 +79,6 @@ export function buildFacades(s: FacadeSources): Facades {
   };
 }
 
-
 /** Mutes scoped to the channel's feed when typed in one; `by` is whoever runs the command. */
 function feedFacade(s: FacadeSources): FeedFacade {
   const channels = new Set(feedRoutes(s.config).map((r) => r.channel));

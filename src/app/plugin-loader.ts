@@ -67,7 +67,12 @@ export async function loadPlugins(opts: LoadPluginsOptions): Promise<LoadedPlugi
 
   for (const [i, factory] of opts.builtins.entries()) {
     const name = factory.name || `built-in #${i + 1}`;
-    const api = withOptions(opts.makeApi({ name, options: {}, builtin: true }), {}, () => `built-in plugin ${name}`, () => 'built-in');
+    const api = withOptions(
+      opts.makeApi({ name, options: {}, builtin: true }),
+      {},
+      () => `built-in plugin ${name}`,
+      () => 'built-in',
+    );
     const plugin = await factory(api, {});
     const problems = pluginShapeProblems(plugin);
     if (problems.length) throw new SwitchyardError('E_INTERNAL', `built-in plugin ${name} is malformed`, { details: problems });

@@ -64,7 +64,12 @@ function resolveEsmExport(specifier: string, fromDir: string): string | undefine
     if (existsSync(manifest)) {
       const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { exports?: Exports };
       const exp = pkg.exports;
-      const entry = typeof exp === 'object' && exp !== null && !Array.isArray(exp) && Object.keys(exp).some((k) => k.startsWith('.')) ? exp[subpath] : subpath === '.' ? exp : undefined;
+      const entry =
+        typeof exp === 'object' && exp !== null && !Array.isArray(exp) && Object.keys(exp).some((k) => k.startsWith('.'))
+          ? exp[subpath]
+          : subpath === '.'
+            ? exp
+            : undefined;
       const target = pick(entry ?? null);
       return target ? resolve(pkgDir, target) : undefined;
     }

@@ -23,9 +23,7 @@ import type { LocalAgent } from './local-agent.js';
  */
 export const SPEC_COMMANDS = ['help', 'status', 'register', 'deregister', 'weight', 'scale', 'drain', 'undrain', 'render', 'history', 'feed'] as const;
 
-export const knownCommands = (plugins: readonly Plugin[]) => [
-  ...new Set([...SPEC_COMMANDS, ...plugins.flatMap((p) => p.commands.map((c) => c.name))]),
-];
+export const knownCommands = (plugins: readonly Plugin[]) => [...new Set([...SPEC_COMMANDS, ...plugins.flatMap((p) => p.commands.map((c) => c.name))])];
 
 /**
  * The one place the runtime loads plugins: built-ins first, then (with the plugin loader)

@@ -64,7 +64,10 @@ function applyEnv(config: Config, env: Env): Config {
 }
 
 function parseEndpoints(value: string): string[] {
-  const endpoints = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const endpoints = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   const bad = endpoints.filter((e) => !isHttpUrl(e));
   if (endpoints.length === 0 || bad.length > 0) {
     const details = endpoints.length === 0 ? ['ETCD_ENDPOINTS: no endpoint given'] : bad.map((e) => `ETCD_ENDPOINTS: "${e}" is not an http(s) URL`);

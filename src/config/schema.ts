@@ -55,7 +55,8 @@ const serviceConfig = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    if (s.image !== undefined && s.port === undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: 'required with image: the container port to publish' });
+    if (s.image !== undefined && s.port === undefined)
+      ctx.addIssue({ code: 'custom', path: ['port'], message: 'required with image: the container port to publish' });
   });
 
 const PACKAGE_RE = /^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*(\/\S*)?$/;
@@ -96,24 +97,34 @@ export const configSchema = z
         endpoints: z.array(z.string().url()).min(1).default(['http://127.0.0.1:2379']),
         tls: z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).strict().optional(),
         /** The password comes from ETCD_PASSWORD, never from this file. */
-        auth: z.object({ username: z.string().min(1) }).strict().optional(),
+        auth: z
+          .object({ username: z.string().min(1) })
+          .strict()
+          .optional(),
         /**
          * One deadline per registry operation, across its retries and endpoints: a command
          * during an outage fails after this long with the endpoints it tried.
          */
-        commandTimeout: durationMs
-          .refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 60s')
-          .default(DEFAULT_COMMAND_TIMEOUT_MS),
+        commandTimeout: durationMs.refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 60s').default(DEFAULT_COMMAND_TIMEOUT_MS),
       })
       .strict(),
     registry: z
       .object({
-        prefix: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must start with / and not end with /').default('/services'),
-        switchyardPrefix: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must start with / and not end with /').default('/switchyard'),
+        prefix: z
+          .string()
+          .regex(/^\/[^\s]*[^/\s]$/, 'must start with / and not end with /')
+          .default('/services'),
+        switchyardPrefix: z
+          .string()
+          .regex(/^\/[^\s]*[^/\s]$/, 'must start with / and not end with /')
+          .default('/switchyard'),
       })
       .strict()
       .default({ prefix: '/services', switchyardPrefix: '/switchyard' }),
-    acl: z.object({ path: z.string().default('./acl.yaml') }).strict().default({ path: './acl.yaml' }),
+    acl: z
+      .object({ path: z.string().default('./acl.yaml') })
+      .strict()
+      .default({ path: './acl.yaml' }),
     slack: z
       .object({
         feedChannel: channelId.optional(),
@@ -123,8 +134,14 @@ export const configSchema = z
             z
               .object({
                 channel: channelId,
-                services: z.array(z.string().regex(/^[a-z0-9_.*?-]+$/, 'must be a service name or a glob (* and ?)')).min(1).default(['*']),
-                kinds: z.array(z.enum(FEED_KINDS)).min(1).default([...FEED_KINDS]),
+                services: z
+                  .array(z.string().regex(/^[a-z0-9_.*?-]+$/, 'must be a service name or a glob (* and ?)'))
+                  .min(1)
+                  .default(['*']),
+                kinds: z
+                  .array(z.enum(FEED_KINDS))
+                  .min(1)
+                  .default([...FEED_KINDS]),
                 quiet: z.array(z.enum(QUIET_KINDS)).default([]),
               })
               .strict(),
@@ -157,7 +174,10 @@ export const configSchema = z
         // Orchestration settings (scale, death detection, reconcile); defaults live in
         // src/orchestrator/settings.ts so a `docker:` made from DOCKER_HOST alone is complete.
         /** Value of the switchyard.owner label; default derived from registry.switchyardPrefix. */
-        owner: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/, 'must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$').optional(),
+        owner: z
+          .string()
+          .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$/, 'must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$')
+          .optional(),
         reconcileInterval: durationMs.optional(),
         startTimeout: durationMs.optional(),
         stopGrace: durationMs.optional(),
@@ -182,9 +202,7 @@ export const configSchema = z
       })
       .strict()
       .optional(),
-    services: z
-      .record(z.string().regex(NAME_RE, 'service names must match ^[a-z0-9][a-z0-9_.-]{0,62}$'), serviceConfig)
-      .default({}),
+    services: z.record(z.string().regex(NAME_RE, 'service names must match ^[a-z0-9][a-z0-9_.-]{0,62}$'), serviceConfig).default({}),
     /** The change history `history` lists (kept in etcd by the elected recorder in `serve`). */
     history: z
       .object({
@@ -207,9 +225,13 @@ export type ScalableService = ServiceConfig & { image: string; port: number };
 /** The service as something to run containers for; a coded refusal naming why for a routed-only one. */
 export function scalableService(name: string, svc: ServiceConfig): ScalableService {
   if (svc.image === undefined || svc.port === undefined) {
-    throw new SwitchyardError('E_BAD_ARGS', `${name} has no image configured: it is routed only (its instances are registered by hand or by other tools), so it cannot be scaled`, {
-      details: [`to scale it, set services.${name}.image and services.${name}.port in switchyard.yaml`],
-    });
+    throw new SwitchyardError(
+      'E_BAD_ARGS',
+      `${name} has no image configured: it is routed only (its instances are registered by hand or by other tools), so it cannot be scaled`,
+      {
+        details: [`to scale it, set services.${name}.image and services.${name}.port in switchyard.yaml`],
+      },
+    );
   }
   return { ...svc, image: svc.image, port: svc.port };
 }

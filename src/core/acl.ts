@@ -92,13 +92,13 @@ export const aclFileSchema = z
         ctx.addIssue({ code: 'custom', path: ['groups', g], message: `"${g}" is not a group name (letters, digits, _ . -; "*" means everyone)` });
       }
     }
-    file.rules.forEach((rule, i) =>
+    file.rules.forEach((rule, i) => {
       rule.groups?.forEach((g, j) => {
         if (g !== EVERYONE && !Object.hasOwn(file.groups, g)) {
           ctx.addIssue({ code: 'custom', path: ['rules', i, 'groups', j], message: `unknown group "${g}" (define it under groups:)` });
         }
-      }),
-    );
+      });
+    });
   });
 
 export type AclFile = z.output<typeof aclFileSchema>;

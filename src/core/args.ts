@@ -66,7 +66,12 @@ export function bindArgs(cmd: CommandDef, words: readonly string[]): BoundArgs {
   }
 
   if (positionals.length > cmd.positionals.length) {
-    problems.push(`too many arguments: ${positionals.slice(cmd.positionals.length).map((p) => `"${p}"`).join(' ')}`);
+    problems.push(
+      `too many arguments: ${positionals
+        .slice(cmd.positionals.length)
+        .map((p) => `"${p}"`)
+        .join(' ')}`,
+    );
   }
   cmd.positionals.forEach((name, idx) => {
     if (idx < positionals.length) raw[name] = positionals[idx];

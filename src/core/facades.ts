@@ -105,7 +105,11 @@ export interface Rotation {
     opts?: { timeoutMs?: number; progress?: (text: string) => void },
   ): Promise<{ already: boolean; outcome: DrainOutcome }>;
   /** Back to ready (under the lock) and wait until HAProxy has it back in rotation. */
-  undrain(service: string, instance: string, opts?: { progress?: (text: string) => void }): Promise<{ already: boolean; outcome: DrainOutcome | { kind: 'ready'; status: string; agentId: string } }>;
+  undrain(
+    service: string,
+    instance: string,
+    opts?: { progress?: (text: string) => void },
+  ): Promise<{ already: boolean; outcome: DrainOutcome | { kind: 'ready'; status: string; agentId: string } }>;
   /** Why removing or draining this instance needs a confirmation (the last ready one), else undefined. */
   lastReadyWarning(service: string, instance: string): Promise<string | undefined>;
 }

@@ -50,7 +50,6 @@ export function parseHostPort(s: string): HostPort | string {
   return { host, port };
 }
 
-
 export const address = z
   .string()
   .superRefine((s, ctx) => {
@@ -91,11 +90,7 @@ export const duration = z
 
 /** A non-negative integer written as text (chat arguments are strings). */
 export const intArg = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
 
 /** An HAProxy weight argument (0–256). */
 export const weightArg = intArg(MIN_WEIGHT, MAX_WEIGHT).describe('weight');

@@ -25,7 +25,11 @@ export const ok = (summary: string, extra: Omit<Reply, 'ok' | 'summary'> = {}): 
 /** Render a table as aligned monospace text (shell output and Slack code blocks). */
 export function formatTable(t: Table): string[] {
   const widths = t.header.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(t.header), ...t.rows.map(line)];
 }
 

@@ -157,7 +157,10 @@ export class Router implements Dispatcher {
   }
 
   private unknownCommand(word: string, caller: Caller): SwitchyardError {
-    const hints = suggest(word, this.visibleCommands(caller).map((c) => c.name));
+    const hints = suggest(
+      word,
+      this.visibleCommands(caller).map((c) => c.name),
+    );
     const hint = hints.length ? ` — did you mean ${hints.map((h) => `"${h}"`).join(' or ')}?` : '';
     return new SwitchyardError('E_UNKNOWN_COMMAND', `unknown command "${word}"${hint}`, {
       details: ['type "help" for the commands you may run'],

@@ -7,7 +7,7 @@ import { suggest } from './suggest.js';
  * Parse YAML text and validate it with a zod schema, reporting every problem as
  * `file:line: message` so `switchyard check` and start-up errors point at the line to fix.
  */
-export type YamlResult<T> = { ok: true; value: T } | { ok: false; errors: string[]; /** the file does not exist */ missing?: boolean };
+export type YamlResult<T> = { ok: true; value: T } | { ok: false; errors: string[] /** the file does not exist */; missing?: boolean };
 
 export function parseYaml<S extends z.ZodType>(text: string, file: string, schema: S): YamlResult<z.output<S>> {
   const lineCounter = new LineCounter();

@@ -100,7 +100,7 @@ function groupParts(list: FeedChange[], st: Style): string[] {
     return [...m];
   };
   const counted = (sign: string, noun: (n: number) => string, entries: [string, number][]) =>
-    entries.forEach(([cause, n], i) => parts.push(`${sign}${i === 0 ? noun(n) : n}${cause ? ` ${cause}` : ''}`));
+    entries.forEach(([cause, n], i) => void parts.push(`${sign}${i === 0 ? noun(n) : n}${cause ? ` ${cause}` : ''}`));
 
   counted('+', (n) => plural(n, 'instance'), byCause(['added']));
   counted('−', (n) => String(n), byCause(['removed']));

@@ -46,7 +46,15 @@ export function eventKind(e: FeedEvent): FeedKind | 'every feed' {
 }
 
 export function globMatcher(globs: readonly string[]): (name: string) => boolean {
-  const res = globs.map((g) => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`));
+  const res = globs.map(
+    (g) =>
+      new RegExp(
+        `^${g
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*/g, '.*')
+          .replace(/\?/g, '.')}$`,
+      ),
+  );
   return (name) => res.some((re) => re.test(name));
 }
 

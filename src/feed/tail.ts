@@ -57,7 +57,13 @@ export async function startFeedTail(opts: { source: ChangeSource; sink: FeedSink
       }
       if (seen >= until) return;
       await new Promise<void>((resolve) => {
-        const w = { until, resolve: () => (clearTimeout(timer), resolve()) };
+        const w = {
+          until,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        };
         const timer = setTimeout(() => {
           waiters.delete(w);
           resolve();

@@ -6,17 +6,7 @@ import type { ApplyResult } from '../core/apply-result.js';
  * that made the change), so changes made by etcdctl, lease expiry or another replica are
  * reported the same way as our own.
  */
-export type ChangeKind =
-  | 'added'
-  | 'removed'
-  | 'moved'
-  | 'state'
-  | 'weight'
-  | 'desired'
-  | 'apply'
-  | 'agent-gone'
-  | 'invalid'
-  | 'gap';
+export type ChangeKind = 'added' | 'removed' | 'moved' | 'state' | 'weight' | 'desired' | 'apply' | 'agent-gone' | 'invalid' | 'gap';
 
 /** Why it happened. */
 export type ChangeCause =

@@ -69,7 +69,9 @@ export class DeathWatcher {
         this.note(e.id).signal = e.signal;
         break;
       case 'die': {
-        const p = this.handleDeath(e).catch((err: unknown) => this.log.error({ err, container: e.id, instance: e.instance }, 'handling a container death failed'));
+        const p = this.handleDeath(e).catch((err: unknown) =>
+          this.log.error({ err, container: e.id, instance: e.instance }, 'handling a container death failed'),
+        );
         this.inFlight.add(p);
         void p.finally(() => this.inFlight.delete(p));
         break;

@@ -34,7 +34,8 @@ export class DockerOrchestration implements Orchestration {
       });
     }
     scalableService(service, svc);
-    if (replicas > svc.maxReplicas) fail('E_BAD_ARGS', `${service} allows at most ${svc.maxReplicas} replicas (services.${service}.maxReplicas); asked for ${replicas}`);
+    if (replicas > svc.maxReplicas)
+      fail('E_BAD_ARGS', `${service} allows at most ${svc.maxReplicas} replicas (services.${service}.maxReplicas); asked for ${replicas}`);
   }
 
   async scale(service: string, replicas: number, opts: { progress?: (text: string) => void } = {}): Promise<ScaleOutcome> {
@@ -54,7 +55,11 @@ export class DockerOrchestration implements Orchestration {
 
   private async scaleOnSwarm(service: string, replicas: number, progress: (text: string) => void): Promise<ScaleOutcome> {
     const backend = this.deps && swarmBackendOf(this.deps);
-    if (!backend) fail('E_UNAVAILABLE', `${service} runs on Swarm (services.${service}.backend: swarm) but no Docker engine is configured: add a docker: section whose host is a Swarm manager`);
+    if (!backend)
+      fail(
+        'E_UNAVAILABLE',
+        `${service} runs on Swarm (services.${service}.backend: swarm) but no Docker engine is configured: add a docker: section whose host is a Swarm manager`,
+      );
     const requestId = currentCause()?.requestId;
     return scaleSwarmService(backend, { service, replicas, actor: currentActor(), ...(requestId ? { requestId } : {}), progress });
   }

@@ -9,12 +9,15 @@ const BY_MAX = 64; // the registry's limit on `by`
 export function ownedBy(actor: string, owner: string): string {
   const suffix = `@${owner}`;
   const room = BY_MAX - suffix.length;
-  const who = actor.replace(/[^\x21-\x7e]/g, '_').replace(/@/g, '_').slice(0, Math.max(1, room));
+  const who = actor
+    .replace(/[^\x21-\x7e]/g, '_')
+    .replace(/@/g, '_')
+    .slice(0, Math.max(1, room));
   return `${who}${suffix}`;
 }
 
 export function isOwned(by: string | undefined, owner: string): boolean {
-  return by !== undefined && by.endsWith(`@${owner}`);
+  return by?.endsWith(`@${owner}`) ?? false;
 }
 
 /** The actor part of an `ownedBy` value (the whole value for anyone else's). */

@@ -68,7 +68,11 @@ export class Reconciler {
     for (const service of services) report.services.push(await this.reconcileService(service, reason, waitMs));
     this.publish(report);
     this.log.info(
-      { reason, ms: Date.now() - started, services: report.services.map((s) => ({ service: s.service, running: s.running, desired: s.desired, changes: s.changes.length, skipped: s.skipped })) },
+      {
+        reason,
+        ms: Date.now() - started,
+        services: report.services.map((s) => ({ service: s.service, running: s.running, desired: s.desired, changes: s.changes.length, skipped: s.skipped })),
+      },
       'reconciled',
     );
     return report;
@@ -140,4 +144,3 @@ export class Reconciler {
     this.deps.feed.publish({ kind: 'reconcile', text: `reconcile (${report.reason}):\n${lines.join('\n')}`, at: new Date().toISOString() });
   }
 }
-

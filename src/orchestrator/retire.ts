@@ -40,7 +40,8 @@ export async function retireInstances(
     if (registered) {
       opts.progress(`draining ${iv.instance}`);
       const stillOpen = await waitDrained(deps, service, iv.instance);
-      if (stillOpen) opts.progress(`${iv.instance}: still ${stillOpen.sessions} session(s) after ${Math.round(stillOpen.waitedMs / 1000)}s of draining; stopping anyway`);
+      if (stillOpen)
+        opts.progress(`${iv.instance}: still ${stillOpen.sessions} session(s) after ${Math.round(stillOpen.waitedMs / 1000)}s of draining; stopping anyway`);
       await registry.deregister(service, iv.instance);
     }
     for (const c of iv.containers) {
@@ -74,7 +75,11 @@ export async function waitDrained(deps: OrchestratorDeps, service: string, insta
     await new Promise((r) => setTimeout(r, drainGraceMs));
     return undefined;
   }
-  const outcome = await watchDrain(deps.haproxy.lookup, service, instance, { timeoutMs: drainTimeoutMs, applyGraceMs: drainGraceMs, agentId: deps.haproxy.agentId });
+  const outcome = await watchDrain(deps.haproxy.lookup, service, instance, {
+    timeoutMs: drainTimeoutMs,
+    applyGraceMs: drainGraceMs,
+    agentId: deps.haproxy.agentId,
+  });
   if (outcome.kind === 'unreadable') deps.log.debug({ service, instance, error: outcome.error }, 'could not read sessions while draining');
   return (outcome.kind === 'open' || outcome.kind === 'not-applied') && outcome.sessions > 0 ? outcome : undefined;
 }

@@ -47,7 +47,7 @@ export async function scaleService(deps: OrchestratorDeps, req: ScaleRequest): P
   try {
     await deps.registry.setDesired(service, replicas, actor);
     const tidy = await tidyService(deps, service, { actor, waitForStarting: true });
-    tidy.changes.forEach((c) => progress(c));
+    for (const c of tidy.changes) progress(c);
     const running = tidy.view.managed.filter((iv) => iv.running);
     const result: ScaleResult = {
       service,

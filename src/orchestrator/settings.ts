@@ -27,7 +27,10 @@ const MAX_OWNER = 40;
  * different prefixes, so the prefix tells their containers apart too.
  */
 export function defaultOwner(switchyardPrefix: string): string {
-  const name = switchyardPrefix.replace(/^\/+/, '').replace(/[^A-Za-z0-9_.-]+/g, '.').replace(/^[^A-Za-z0-9]+/, '');
+  const name = switchyardPrefix
+    .replace(/^\/+/, '')
+    .replace(/[^A-Za-z0-9_.-]+/g, '.')
+    .replace(/^[^A-Za-z0-9]+/, '');
   if (name !== '' && name.length <= MAX_OWNER) return name;
   return `sy-${createHash('sha256').update(switchyardPrefix).digest('hex').slice(0, 12)}`;
 }

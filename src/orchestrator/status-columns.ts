@@ -42,7 +42,7 @@ export async function containerColumns(engine: ContainerEngine, owner: string, s
   for (const c of [...list].sort((a, b) => a.created.getTime() - b.created.getTime())) {
     const key = `${c.service}/${c.instance}`;
     const prev = byInstance.get(key);
-    if (!prev || prev.status !== 'running' || c.status === 'running') byInstance.set(key, c);
+    if (prev?.status !== 'running' || c.status === 'running') byInstance.set(key, c);
   }
   return {
     header: HEADER,

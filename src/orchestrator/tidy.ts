@@ -62,7 +62,8 @@ export async function tidyService(deps: OrchestratorDeps, service: string, opts:
     } else if (registration) {
       const states = [...new Set(iv.containers.map((c) => c.statusText || c.status))].join(', ');
       await step(`deregistering ${service}/${iv.instance}`, async () => {
-        if (await registry.deregister(service, iv.instance)) out.changes.push(`${service}/${iv.instance} deregistered: its container is not running (${states})`);
+        if (await registry.deregister(service, iv.instance))
+          out.changes.push(`${service}/${iv.instance} deregistered: its container is not running (${states})`);
       });
     }
     for (const c of iv.containers) {

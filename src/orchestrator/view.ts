@@ -39,7 +39,13 @@ export function publishedAddress(ports: readonly PortBinding[], svc: ServiceConf
   return joinHostPort(host, binding.hostPort);
 }
 
-export function buildServiceView(service: string, containers: readonly ManagedContainer[], registrations: readonly Instance[], owner: string, svc: ServiceConfig | undefined): ServiceView {
+export function buildServiceView(
+  service: string,
+  containers: readonly ManagedContainer[],
+  registrations: readonly Instance[],
+  owner: string,
+  svc: ServiceConfig | undefined,
+): ServiceView {
   const byInstance = new Map<string, InstanceView>();
   for (const c of containers) {
     if (c.service !== service || c.owner !== owner) continue;

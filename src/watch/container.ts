@@ -83,7 +83,8 @@ export function desiredFor(c: InspectedContainer): Desired {
   let weight: number | undefined;
   if (labels[LABEL_WEIGHT] !== undefined) {
     const w = Number(labels[LABEL_WEIGHT]);
-    if (!/^\d+$/.test(labels[LABEL_WEIGHT]) || !isWeight(w)) return { kind: 'ignore', why: `${LABEL_WEIGHT}=${JSON.stringify(labels[LABEL_WEIGHT])} is not a weight 0-256` };
+    if (!/^\d+$/.test(labels[LABEL_WEIGHT]) || !isWeight(w))
+      return { kind: 'ignore', why: `${LABEL_WEIGHT}=${JSON.stringify(labels[LABEL_WEIGHT])} is not a weight 0-256` };
     weight = w;
   }
   const status = c.State.Status;

@@ -132,11 +132,11 @@ export class WatcherKeys {
       if (same) return 'unchanged';
       const now = new Date();
       const record: StateRecord = prev?.state === state && prev.weight === weight ? prev : { state, weight, by: this.actor, at: now.toISOString() };
-      const ok = await this.txn('registering', [unchanged(svcKey, svcKv), unchanged(stKey, stKv)], [
-        this.causeOp(reason, now, lease),
-        putOp(svcKey, address, lease),
-        putOp(stKey, encodeState(record), lease),
-      ]);
+      const ok = await this.txn(
+        'registering',
+        [unchanged(svcKey, svcKv), unchanged(stKey, stKv)],
+        [this.causeOp(reason, now, lease), putOp(svcKey, address, lease), putOp(stKey, encodeState(record), lease)],
+      );
       if (ok) return 'written';
     }
     throw toRegistryError(new Error(`${service}/${instance} kept changing`), this.registry.endpoints, 'registering');
@@ -150,11 +150,11 @@ export class WatcherKeys {
       const [svcKv] = await this.read([svcKey]);
       if (!svcKv || !this.owns(leaseOf(svcKv))) return false;
       // The cause goes on no lease: it must outlive this delete for the feed to read it.
-      const ok = await this.txn('deregistering', [unchanged(svcKey, svcKv)], [
-        this.causeOp(reason, new Date(), undefined),
-        deleteOp(svcKey),
-        deleteOp(layout.stateKey(service, instance)),
-      ]);
+      const ok = await this.txn(
+        'deregistering',
+        [unchanged(svcKey, svcKv)],
+        [this.causeOp(reason, new Date(), undefined), deleteOp(svcKey), deleteOp(layout.stateKey(service, instance))],
+      );
       if (ok) return true;
     }
     return false;

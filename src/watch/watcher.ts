@@ -113,7 +113,9 @@ export class Watcher {
     await settledWithin(this.queue, STOP_WAIT_MS);
     const lease = this.keys.currentLease;
     if (lease !== undefined) {
-      await this.keys.writeRecord(this.record(lease, true)).catch((err: unknown) => this.opts.log.warn({ err }, 'watch: could not mark the record as stopping'));
+      await this.keys
+        .writeRecord(this.record(lease, true))
+        .catch((err: unknown) => this.opts.log.warn({ err }, 'watch: could not mark the record as stopping'));
     }
     await this.keys.revoke();
   }
@@ -178,11 +180,20 @@ export class Watcher {
       const target = { service: desired.service, instance: desired.instance };
       const holder = [...this.byContainer].find(([cid, r]) => cid !== id && keyOf(r) === keyOf(target));
       if (holder) {
-        this.opts.log.warn({ container: id, other: holder[0], instance: keyOf(target) }, 'watch: another container already registers this instance; set switchyard.instance');
+        this.opts.log.warn(
+          { container: id, other: holder[0], instance: keyOf(target) },
+          'watch: another container already registers this instance; set switchyard.instance',
+        );
         return;
       }
       if (before && keyOf(before) !== keyOf(target)) await this.keys.remove(before.service, before.instance, reason);
-      const outcome = await this.keys.put({ ...target, address: this.address(desired.port), state: desired.state, ...(desired.weight !== undefined ? { weight: desired.weight } : {}), reason });
+      const outcome = await this.keys.put({
+        ...target,
+        address: this.address(desired.port),
+        state: desired.state,
+        ...(desired.weight !== undefined ? { weight: desired.weight } : {}),
+        reason,
+      });
       if (outcome === 'foreign') {
         this.opts.log.warn({ instance: keyOf(target) }, 'watch: the key is registered by someone else (register, scale or another watcher); left alone');
         this.byContainer.delete(id);
@@ -210,7 +221,8 @@ export class Watcher {
     /** Why a stopped container's instance goes (exited, dead); unlisted ones are simply gone. */
     const gone = new Map<string, string>();
     for (const [id, desired] of inspected) {
-      if (desired.kind === 'absent' && desired.service && desired.instance) gone.set(keyOf({ service: desired.service, instance: desired.instance }), desired.why);
+      if (desired.kind === 'absent' && desired.service && desired.instance)
+        gone.set(keyOf({ service: desired.service, instance: desired.instance }), desired.why);
       if (desired.kind !== 'register') continue;
       const k = keyOf(desired);
       if (wanted.has(k)) {

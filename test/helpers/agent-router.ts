@@ -36,7 +36,12 @@ export async function agentRouter(agentId: string, opts: { template?: string } =
   const hap = await startHaproxy();
   const port = await freePort();
   const config = agentConfig(endpoint, prefix, hap, agentId, { web: { listen: `127.0.0.1:${port}` } }, opts.template);
-  const local = await startLocalAgent(config, registry, testLog, { checkInterMs: 500, removeGraceMs: 2000, statusTtlSeconds: 2, retry: { minMs: 50, maxMs: 400 } });
+  const local = await startLocalAgent(config, registry, testLog, {
+    checkInterMs: 500,
+    removeGraceMs: 2000,
+    statusTtlSeconds: 2,
+    retry: { minMs: 50, maxMs: 400 },
+  });
   const base = { registry, config, reports: new EtcdAgentReports(registry) };
   const withAgent = routerOver({ ...base, local: local.control });
   const withoutAgent = routerOver(base);

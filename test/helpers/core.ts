@@ -22,7 +22,10 @@ export const shellCaller = (userId = 'U1', channel = 'dm'): Caller => ({ userId,
  * A router over the built-in plugins and the app's own facades, as the runtime wires them,
  * from whatever adapters a test has (the rest is left out, as when it is not configured).
  */
-export function routerOver(sources: Omit<FacadeSources, 'log' | 'config' | 'feed'> & { config?: Config; feed?: FacadeSources['feed'] }, opts: { acl?: AclEvaluator; audit?: (r: AuditRecord) => void; metrics?: ReturnType<typeof createMetrics> } = {}) {
+export function routerOver(
+  sources: Omit<FacadeSources, 'log' | 'config' | 'feed'> & { config?: Config; feed?: FacadeSources['feed'] },
+  opts: { acl?: AclEvaluator; audit?: (r: AuditRecord) => void; metrics?: ReturnType<typeof createMetrics> } = {},
+) {
   const log = pino({ level: 'silent' });
   const facades = buildFacades({ feed: { publish: () => {} }, config: configSchema.parse({ etcd: {} }), ...sources, log });
   return new Router({

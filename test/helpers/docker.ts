@@ -149,7 +149,11 @@ function spawnDockerd(bin: string, state: Pick<DockerdState, 'dir' | 'args'>): n
 
 async function logTail(dir: string): Promise<string> {
   const text = await readFile(join(dir, 'dockerd.log'), 'utf8').catch(() => '');
-  return text.split('\n').filter((l) => l.trim()).slice(-15).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(-15)
+    .join('\n');
 }
 
 async function waitReady(state: DockerdState, timeoutMs: number): Promise<void> {

@@ -37,7 +37,6 @@ export function findOnPath(bin: string): string | undefined {
   return undefined;
 }
 
-
 async function healthy(endpoint: string): Promise<boolean> {
   try {
     const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(500) });

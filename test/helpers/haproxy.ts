@@ -8,8 +8,8 @@ import { freePort } from './net.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, request, Agent, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer, type Socket } from 'node:net';
+import { createServer as createHttpServer, request, type Agent, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveBinary } from '../../src/adapters/haproxy/check.js';
@@ -34,7 +34,12 @@ export function haproxyBinary(): string {
 export { freePort };
 
 /** Poll `probe` until it returns something other than undefined/false, or fail at the deadline. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 8000, intervalMs = 10): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 8000,
+  intervalMs = 10,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
@@ -170,11 +175,16 @@ class LocalHaproxy implements TestHaproxy {
     try {
       await Promise.race([
         died,
-        waitFor('HAProxy sockets', async () => {
-          await this.runtime.workerPid();
-          await this.master.showProc();
-          return true;
-        }, 10_000, 10),
+        waitFor(
+          'HAProxy sockets',
+          async () => {
+            await this.runtime.workerPid();
+            await this.master.showProc();
+            return true;
+          },
+          10_000,
+          10,
+        ),
       ]);
     } catch (err) {
       await this.stop();
@@ -193,14 +203,19 @@ class LocalHaproxy implements TestHaproxy {
     this.child = undefined;
     process.removeListener('exit', this.killOnExit);
     // Workers exit when their master goes; wait until nothing answers on the admin socket.
-    await waitFor('HAProxy workers to exit', async () => {
-      try {
-        await this.runtime.raw('show info');
-        return false;
-      } catch {
-        return true;
-      }
-    }, 5000, 10);
+    await waitFor(
+      'HAProxy workers to exit',
+      async () => {
+        try {
+          await this.runtime.raw('show info');
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      5000,
+      10,
+    );
   }
 
   async dispose(): Promise<void> {

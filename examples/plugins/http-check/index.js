@@ -60,7 +60,13 @@ export default function httpCheckPlugin(api) {
           const healthy = rows.filter((r) => r.ok).length;
           // Unhealthy instances are the answer, not a failure of the command.
           return api.reply.ok(`${service}: ${healthy} of ${rows.length} instance(s) answered ${options.path} with 2xx`, {
-            tables: [api.reply.table(undefined, ['INSTANCE', 'ADDRESS', 'RESULT', 'MS'], rows.map((r) => [r.inst.instance, r.inst.address, r.result, String(r.ms)]))],
+            tables: [
+              api.reply.table(
+                undefined,
+                ['INSTANCE', 'ADDRESS', 'RESULT', 'MS'],
+                rows.map((r) => [r.inst.instance, r.inst.address, r.result, String(r.ms)]),
+              ),
+            ],
           });
         },
       }),

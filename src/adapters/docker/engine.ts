@@ -42,7 +42,10 @@ const specSchema = z.object({
   hostPort: z.number().int().min(0).max(65535).optional(),
   cmd: z.array(z.string()).min(1, 'cmd, when given, needs at least the executable').optional(),
   env: z.record(z.string().regex(/^[^=\0]+$/, 'env names cannot contain = or NUL'), z.string()).optional(),
-  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/, 'not a valid container name').optional(),
+  name: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/, 'not a valid container name')
+    .optional(),
 });
 
 export class DockerEngine implements ContainerEngine {
@@ -97,9 +100,7 @@ export class DockerEngine implements ContainerEngine {
     if (s.cmd) body.Cmd = s.cmd;
     if (s.name) body.name = s.name;
     // The create endpoint never pulls (only the CLI does), so a missing image is a 404 here.
-    const container = await this.call({ op: 'create', image: s.image }, (abortSignal) =>
-      this.docker.createContainer({ ...body, abortSignal }),
-    );
+    const container = await this.call({ op: 'create', image: s.image }, (abortSignal) => this.docker.createContainer({ ...body, abortSignal }));
     return { id: container.id };
   }
 
@@ -155,9 +156,7 @@ export class DockerEngine implements ContainerEngine {
   async listManaged(owner: string, service?: string): Promise<ManagedContainer[]> {
     const label = [`${LABEL_OWNER}=${owner}`];
     if (service !== undefined) label.push(`${LABEL_SERVICE}=${service}`);
-    const raw: unknown = await this.call({ op: 'list' }, (abortSignal) =>
-      this.docker.listContainers({ all: true, filters: { label }, abortSignal }),
-    );
+    const raw: unknown = await this.call({ op: 'list' }, (abortSignal) => this.docker.listContainers({ all: true, filters: { label }, abortSignal }));
     // The engine filtered already; checking again keeps a lenient proxy from handing us strangers.
     return parseManagedList(raw).filter((c) => c.owner === owner && (service === undefined || c.service === service));
   }

@@ -58,11 +58,10 @@ export function toEngineError(err: unknown, ctx: DockerCallContext): SwitchyardE
   }
   if (status === 404) {
     if (ctx.op === 'create' && ctx.image !== undefined) {
-      return new SwitchyardError(
-        'E_NOT_FOUND',
-        `image ${ctx.image} is not present on the Docker host (no registry is reachable: build or load it first)`,
-        { details: [msg], cause: err },
-      );
+      return new SwitchyardError('E_NOT_FOUND', `image ${ctx.image} is not present on the Docker host (no registry is reachable: build or load it first)`, {
+        details: [msg],
+        cause: err,
+      });
     }
     return new SwitchyardError('E_NOT_FOUND', ctx.id ? `container ${ctx.id.slice(0, 12)} does not exist` : msg, { details: [msg], cause: err });
   }

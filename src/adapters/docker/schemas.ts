@@ -20,7 +20,10 @@ import {
  * the fields we use are declared; everything else is stripped.
  */
 
-const labels = z.record(z.string(), z.string()).nullish().transform((l) => l ?? {});
+const labels = z
+  .record(z.string(), z.string())
+  .nullish()
+  .transform((l) => l ?? {});
 const status = z.enum(['created', 'running', 'paused', 'restarting', 'removing', 'exited', 'dead']);
 
 // Docker reports "never" as Go's zero time.
@@ -57,7 +60,10 @@ const inspectSchema = z.object({
 const summarySchema = z.array(
   z.object({
     Id: z.string(),
-    Names: z.array(z.string()).nullish().transform((n) => n ?? []),
+    Names: z
+      .array(z.string())
+      .nullish()
+      .transform((n) => n ?? []),
     Image: z.string(),
     Created: z.number(),
     State: status,

@@ -16,11 +16,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  */
 export const DEFAULT_SETTLE_MS = 250;
 
-export async function waitUntilRunning(
-  id: string,
-  deps: WaitDeps,
-  opts: WaitOptions & { settleMs?: number } = {},
-): Promise<ContainerInfo> {
+export async function waitUntilRunning(id: string, deps: WaitDeps, opts: WaitOptions & { settleMs?: number } = {}): Promise<ContainerInfo> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const pollMs = opts.pollMs ?? 50;
   const settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;

@@ -5,7 +5,17 @@
  */
 import { z } from 'zod';
 import { parseHostPort } from '../../core/names.js';
-import { DEFAULT_WEIGHT, INSTANCE_STATES, MAX_WEIGHT, MIN_WEIGHT, type DesiredRecord, type Instance, type Listing, type RegistryProblem, type StateRecord } from '../../core/registry.js';
+import {
+  DEFAULT_WEIGHT,
+  INSTANCE_STATES,
+  MAX_WEIGHT,
+  MIN_WEIGHT,
+  type DesiredRecord,
+  type Instance,
+  type Listing,
+  type RegistryProblem,
+  type StateRecord,
+} from '../../core/registry.js';
 import type { KeyLayout } from './keys.js';
 
 export { DEFAULT_WEIGHT, MAX_WEIGHT };

@@ -167,11 +167,7 @@ class Candidacy {
     const id = await this.lease.grant();
     if (this.resigned) throw new Resigned();
     const key = `${this.dir}${id}`;
-    const res = await this.client
-      .if(key, 'Create', '==', 0)
-      .then(this.client.put(key).value(this.value).lease(id))
-      .else(this.client.get(key))
-      .commit();
+    const res = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(this.value).lease(id)).else(this.client.get(key)).commit();
     // Our key exists already when a retried put had landed the first time.
     const created = res.succeeded ? res.header.revision : res.responses[0]?.response_range?.kvs[0]?.create_revision;
     if (created === undefined) throw new Error(`the candidate key ${key} vanished as it was written`);

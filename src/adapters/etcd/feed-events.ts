@@ -106,8 +106,7 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
     if (ev.type !== 'delete' || !ev.prevLease) return { kind: 'outside' };
     return watcherLeases.get(ev.prevLease) ?? { kind: 'lease' };
   };
-  const push = (c: Omit<FeedChange, 'revision' | 'cause'>, ev: RegistryEvent) =>
-    out.changes.push({ revision: ev.revision, cause: causeOf(ev), ...c });
+  const push = (c: Omit<FeedChange, 'revision' | 'cause'>, ev: RegistryEvent) => out.changes.push({ revision: ev.revision, cause: causeOf(ev), ...c });
 
   for (const e of instances.values()) {
     const change = instanceChange(e);
@@ -127,7 +126,16 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
   }
   for (const { ev, problem } of unreadable) {
     // Quoted: a raw key may hold a newline that would forge a feed line of its own.
-    push({ kind: 'invalid', group: 'registry', subject: quoteKey(ev.key), what: `${ev.type === 'put' ? 'written' : 'deleted'}, but unreadable: ${problem}`, problem: true }, ev);
+    push(
+      {
+        kind: 'invalid',
+        group: 'registry',
+        subject: quoteKey(ev.key),
+        what: `${ev.type === 'put' ? 'written' : 'deleted'}, but unreadable: ${problem}`,
+        problem: true,
+      },
+      ev,
+    );
   }
 }
 

@@ -106,7 +106,10 @@ export class EtcdHistory implements HistoryFacade {
       const lower = upper > window ? upper - window : 0n;
       const kvs = (await this.window(lower, upper)).reverse();
       for (const [i, kv] of kvs.entries()) {
-        const revision = kv.key.toString().slice(this.dir.length).replace(/^0+(?=\d)/, '');
+        const revision = kv.key
+          .toString()
+          .slice(this.dir.length)
+          .replace(/^0+(?=\d)/, '');
         const all = decode(kv.value.toString());
         // Revision order is (near enough) time order: the first older entry ends the scan.
         if (q.sinceMs !== undefined && all[0] && Date.parse(all[0].at) < q.sinceMs) return { entries };

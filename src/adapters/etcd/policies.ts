@@ -92,8 +92,7 @@ export function notingHost(host: string): EtcdPolicy {
 
 /** Exponential backoff from `minMs`, doubling up to `maxMs`. */
 export function cappedBackoff(minMs: number, maxMs: number): EtcdBackoff {
-  const step = (duration: number): EtcdBackoff =>
-    ({ duration, next: () => step(Math.min(maxMs, duration * 2)) }) as EtcdBackoff;
+  const step = (duration: number): EtcdBackoff => ({ duration, next: () => step(Math.min(maxMs, duration * 2)) }) as EtcdBackoff;
   // A factory's next() yields the first delay; the factory's own duration is never used.
   return { duration: minMs, next: () => step(minMs) } as EtcdBackoff;
 }

@@ -141,9 +141,7 @@ export class EtcdRegistry implements Registry {
     // A fresh lease on every registration and no keepalive: like registrator's TTL
     // refresh, an instance stays only as long as something keeps registering it.
     const lease =
-      ttlMs === undefined
-        ? undefined
-        : (await this.call(action, () => this.client.leaseClient.leaseGrant({ TTL: Math.ceil(ttlMs / 1000), ID: 0 }))).ID;
+      ttlMs === undefined ? undefined : (await this.call(action, () => this.client.leaseClient.leaseGrant({ TTL: Math.ceil(ttlMs / 1000), ID: 0 }))).ID;
     try {
       for (let attempt = 1; attempt <= CAS_ATTEMPTS; attempt++) {
         const [svcKv, stKv] = await this.readKeys([svcKey, stKey], action);
@@ -157,12 +155,16 @@ export class EtcdRegistry implements Registry {
           by: opts.by,
           at: this.now().toISOString(),
         };
-        const ok = await this.txn(action, [unchanged(svcKey, svcKv), unchanged(stKey, stKv)], [
-          // On the instance's lease: a registration that expires leaves no attribution behind.
-          causeOp(this.layout, opts.by, this.now(), lease),
-          putOp(svcKey, address, lease),
-          putOp(stKey, encodeState(record), lease),
-        ]);
+        const ok = await this.txn(
+          action,
+          [unchanged(svcKey, svcKv), unchanged(stKey, stKv)],
+          [
+            // On the instance's lease: a registration that expires leaves no attribution behind.
+            causeOp(this.layout, opts.by, this.now(), lease),
+            putOp(svcKey, address, lease),
+            putOp(stKey, encodeState(record), lease),
+          ],
+        );
         if (ok) return { created: svcKv === undefined };
       }
       throw new SwitchyardError('E_CONFLICT', `${service}/${instance} kept changing while registering it; try again`);
@@ -248,10 +250,11 @@ export class EtcdRegistry implements Registry {
         at: this.now().toISOString(),
       };
       // The state key shares the instance's lease so the two disappear together.
-      const ok = await this.txn(action, [unchanged(svcKey, svcKv), unchanged(stKey, stKv)], [
-        causeOp(this.layout, by, this.now(), leaseOf(svcKv)),
-        putOp(stKey, encodeState(record), leaseOf(svcKv)),
-      ]);
+      const ok = await this.txn(
+        action,
+        [unchanged(svcKey, svcKv), unchanged(stKey, stKv)],
+        [causeOp(this.layout, by, this.now(), leaseOf(svcKv)), putOp(stKey, encodeState(record), leaseOf(svcKv))],
+      );
       if (ok) return;
     }
     throw new SwitchyardError('E_CONFLICT', `${service}/${instance} kept changing while setting its state; try again`);
@@ -283,10 +286,11 @@ export class EtcdRegistry implements Registry {
         by,
         at: this.now().toISOString(),
       };
-      const ok = await this.txn(action, [unchanged(svcKey, svcKv), unchanged(stKey, stKv)], [
-        causeOp(this.layout, by, this.now(), leaseOf(svcKv)),
-        putOp(stKey, encodeState(record), leaseOf(svcKv)),
-      ]);
+      const ok = await this.txn(
+        action,
+        [unchanged(svcKey, svcKv), unchanged(stKey, stKv)],
+        [causeOp(this.layout, by, this.now(), leaseOf(svcKv)), putOp(stKey, encodeState(record), leaseOf(svcKv))],
+      );
       if (ok) return;
     }
     throw new SwitchyardError('E_CONFLICT', `${service}/${instance} kept changing while setting its weight; try again`);
@@ -325,9 +329,7 @@ export class EtcdRegistry implements Registry {
     // The feed's bookkeeping (attribution, position, election) is nobody else's news: an
     // agent watching '' should not wake up every time the feed saves its position.
     const scope =
-      prefix === ''
-        ? directoryScope(this.registryDirs(), { except: [this.layout.feedDir()] })
-        : directoryScope([prefix.endsWith('/') ? prefix : `${prefix}/`]);
+      prefix === '' ? directoryScope(this.registryDirs(), { except: [this.layout.feedDir()] }) : directoryScope([prefix.endsWith('/') ? prefix : `${prefix}/`]);
     return this.startWatch(scope, handlers, fromRevision);
   }
 
@@ -374,9 +376,7 @@ export class EtcdRegistry implements Registry {
   }
 
   async health(): Promise<EtcdHealth> {
-    const endpoints = await Promise.all(
-      this.settings.endpoints.map((ep) => endpointHealth(this.healthClient(ep), ep, this.healthTimeoutMs)),
-    );
+    const endpoints = await Promise.all(this.settings.endpoints.map((ep) => endpointHealth(this.healthClient(ep), ep, this.healthTimeoutMs)));
     return { ok: endpoints.every((e) => e.ok), endpoints };
   }
 
@@ -388,9 +388,13 @@ export class EtcdRegistry implements Registry {
     if (this.closed) return;
     this.closed = true;
     await Promise.all(
-      this.client.keptLeases().map((lease) =>
-        lease.revoke().catch((err: unknown) => this.log.warn({ err: describeEtcdError(err) }, 'could not revoke a lease on closing; its keys expire with its TTL')),
-      ),
+      this.client
+        .keptLeases()
+        .map((lease) =>
+          lease
+            .revoke()
+            .catch((err: unknown) => this.log.warn({ err: describeEtcdError(err) }, 'could not revoke a lease on closing; its keys expire with its TTL')),
+        ),
     );
     await Promise.all([...this.watches].map((w) => w.close()));
     this.watches.clear();

@@ -122,9 +122,7 @@ export class ResumableWatch implements WatchHandle {
       throw toRegistryError(err, endpoints, `reading ${scope.describe}`);
     }
     if (this.closed) return;
-    const snapshot = res.kvs
-      .map((kv) => ({ key: kv.key.toString(), value: kv.value.toString() }))
-      .filter((kv) => scope.accept(kv.key));
+    const snapshot = res.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString() })).filter((kv) => scope.accept(kv.key));
     this.lastSeen = BigInt(res.header.revision);
     this.deliver(() => handlers.onResync(snapshot, res.header.revision, reason));
     this.attach();

@@ -9,7 +9,7 @@ import type { Logger } from '../../core/log.js';
 import { describeProblem } from '../../core/quote.js';
 import { bindsIn, checkConfig, preflightBinds } from './check.js';
 import { readIfExists, removeQuietly, tempPathFor, writeFileAtomic, writeFileDurable } from './files.js';
-import { HaproxyMaster } from './master.js';
+import type { HaproxyMaster } from './master.js';
 import type { HaproxyModel } from './model.js';
 import type { AppliedConfig, Plan } from './plan.js';
 import { reconcile } from './reconcile.js';
@@ -114,7 +114,7 @@ export class HaproxyApplier {
         }
         // The runtime API cannot do it (or refused part of it): a reload can.
         this.log.info({ why: rt.why }, 'falling back to a reload');
-        return this.reloadAndReport(plan, next, finish, rt.why, rt.errors);
+        return this.reloadAndReport(next, finish, rt.why, rt.errors);
       } catch (err) {
         if (isSwitchyardError(err, 'E_UNAVAILABLE')) return this.whileDown('runtime', next, finish, err, []);
         this.log.warn({ err }, 'runtime apply failed');
@@ -123,16 +123,10 @@ export class HaproxyApplier {
         return { result: finish('runtime', false, { error: linesOf(err), failure: 'runtime' }), committed: false, retry: true };
       }
     }
-    return this.reloadAndReport(plan, next, finish, plan.reasons, []);
+    return this.reloadAndReport(next, finish, plan.reasons, []);
   }
 
-  private async reloadAndReport(
-    plan: Plan,
-    next: AppliedConfig,
-    finish: Finish,
-    reasons: string[],
-    priorErrors: string[],
-  ): Promise<ApplyOutcome> {
+  private async reloadAndReport(next: AppliedConfig, finish: Finish, reasons: string[], priorErrors: string[]): Promise<ApplyOutcome> {
     try {
       const r = await this.reloadPath(next);
       return {
@@ -223,7 +217,11 @@ export class HaproxyApplier {
     const rec = reconcile(next.model, rows, backends);
     if (rec.needsReload.length > 0) return { kind: 'reload', why: rec.needsReload, errors: [] };
     const out = rec.ops.length
-      ? await executeOps(runtime, rec.ops, { checkInterMs: next.model.global.checkInterMs, removeGraceMs: this.opts.removeGraceMs ?? 60_000, pendingSince: this.pendingSince })
+      ? await executeOps(runtime, rec.ops, {
+          checkInterMs: next.model.global.checkInterMs,
+          removeGraceMs: this.opts.removeGraceMs ?? 60_000,
+          pendingSince: this.pendingSince,
+        })
       : { errors: [], pending: [] };
     if (out.errors.length > 0) return { kind: 'reload', why: ['a runtime command failed'], errors: out.errors };
     // The running process is right; now make a restart start the same way.
@@ -247,7 +245,9 @@ export class HaproxyApplier {
       renamed = true;
       const outcome = await master.reload().catch((err: unknown) => {
         // 2.6 keeps the reason in the master's log only.
-        throw isSwitchyardError(err, 'E_CONFLICT') ? new ApplyFailure([err.message, "the reason is in HAProxy's own log (the master's stderr / journal)"], 'reload') : err;
+        throw isSwitchyardError(err, 'E_CONFLICT')
+          ? new ApplyFailure([err.message, "the reason is in HAProxy's own log (the master's stderr / journal)"], 'reload')
+          : err;
       });
       this.log.info({ worker: outcome.worker, ms: outcome.durationMs }, 'haproxy reloaded');
       worker = outcome.worker;

@@ -46,12 +46,19 @@ export function cleanCheckOutput(output: string, file: string, shownAs: string):
   return output
     .split('\n')
     .filter((l) => /^\[(ALERT|WARNING)\]/.test(l))
-    .map((l) => l.replace(/^\[(ALERT|WARNING)\]\s+\(\d+\)\s*:\s*/, '[$1] ').split(file).join(shownAs).trim());
+    .map((l) =>
+      l
+        .replace(/^\[(ALERT|WARNING)\]\s+\(\d+\)\s*:\s*/, '[$1] ')
+        .split(file)
+        .join(shownAs)
+        .trim(),
+    );
 }
 
 export async function checkConfig(binary: string, file: string, shownAs: string, timeoutMs = 10_000): Promise<CheckResult> {
   const bin = resolveBinary(binary);
-  if (!bin) throw new SwitchyardError('E_CONFIG', `haproxy not found: "${binary}" is not on PATH (install it with "apt-get install -y haproxy" or set haproxy.binary)`);
+  if (!bin)
+    throw new SwitchyardError('E_CONFIG', `haproxy not found: "${binary}" is not on PATH (install it with "apt-get install -y haproxy" or set haproxy.binary)`);
   const quiet = await run(bin, ['-c', '-q', '-f', file], timeoutMs);
   if (quiet.code === 0) return { ok: true, lines: [] };
   const loud = await run(bin, ['-c', '-f', file], timeoutMs);

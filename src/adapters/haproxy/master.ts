@@ -93,11 +93,17 @@ export class HaproxyMaster {
         const worker = table.workers.find((w) => !previous.includes(w.pid));
         if (worker) return { previous, worker: worker.pid, durationMs: Date.now() - started };
         if ((table.master.failed ?? 0) > failedBefore) {
-          throw new SwitchyardError('E_CONFLICT', `HAProxy reload failed: the master reports ${table.master.failed} failed reload(s); worker ${previous.join(', ')} kept serving`);
+          throw new SwitchyardError(
+            'E_CONFLICT',
+            `HAProxy reload failed: the master reports ${table.master.failed} failed reload(s); worker ${previous.join(', ')} kept serving`,
+          );
         }
       }
       if (Date.now() >= deadline) {
-        throw new SwitchyardError('E_TIMEOUT', `no new HAProxy worker within ${this.opts.reloadTimeoutMs ?? 10_000} ms of "reload" (workers: ${previous.join(', ')})`);
+        throw new SwitchyardError(
+          'E_TIMEOUT',
+          `no new HAProxy worker within ${this.opts.reloadTimeoutMs ?? 10_000} ms of "reload" (workers: ${previous.join(', ')})`,
+        );
       }
     }
   }

@@ -73,8 +73,7 @@ export function reconcile(model: HaproxyModel, rows: ServerStateRow[], backends:
         changes.push(`${label} → ${s.address}`);
       }
       const mode = adminModeOf(row);
-      const stateOp: RuntimeOp | undefined =
-        mode === s.state ? undefined : { kind: 'state', backend: svc.backend, name: s.name, state: s.state, label };
+      const stateOp: RuntimeOp | undefined = mode === s.state ? undefined : { kind: 'state', backend: svc.backend, name: s.name, state: s.state, label };
       const weightOp: RuntimeOp | undefined =
         row.uweight === s.weight ? undefined : { kind: 'weight', backend: svc.backend, name: s.name, weight: s.weight, label };
       // Leaving rotation: state first, so the new weight never attracts traffic.

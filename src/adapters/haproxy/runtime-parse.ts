@@ -55,7 +55,10 @@ const STATE_COLUMNS = ['be_id', 'be_name', 'srv_id', 'srv_name', 'srv_addr', 'sr
  * appends columns still parses.
  */
 export function parseServersState(text: string): ServerStateRow[] {
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const headerLine = lines.find((l) => l.startsWith('#'));
   if (!headerLine || lines[0] !== '1') {
     throw new SwitchyardError('E_INTERNAL', 'unexpected "show servers state" output from HAProxy', { details: lines.slice(0, 3) });

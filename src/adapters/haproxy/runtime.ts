@@ -10,13 +10,7 @@ import { SwitchyardError, type ErrorCode } from '../../core/errors.js';
 import { NAME_RE } from '../../core/names.js';
 import type { InstanceState } from '../../core/registry.js';
 import { exchange, exchangeMany, type ExchangeOptions } from './socket.js';
-import {
-  parseInfo,
-  parseServersState,
-  parseStatCsv,
-  type ServerStateRow,
-  type StatRow,
-} from './runtime-parse.js';
+import { parseInfo, parseServersState, parseStatCsv, type ServerStateRow, type StatRow } from './runtime-parse.js';
 
 export type RuntimeState = InstanceState;
 
@@ -50,7 +44,10 @@ const REPLY_CODES: [RegExp, ErrorCode][] = [
 ];
 
 export function replyError(command: string, reply: string): SwitchyardError {
-  const lines = reply.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = reply
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const first = lines[0] ?? '(empty reply)';
   const code = REPLY_CODES.find(([re]) => re.test(first))?.[1] ?? 'E_INTERNAL';
   return new SwitchyardError(code, `HAProxy refused "${command}": ${first}`, { details: lines.slice(1, 6) });
@@ -58,7 +55,7 @@ export function replyError(command: string, reply: string): SwitchyardError {
 
 function assertSafe(...tokens: string[]): void {
   for (const t of tokens) {
-    if (!/^[A-Za-z0-9_.:\[\]-]+$/.test(t)) throw new SwitchyardError('E_INTERNAL', `unsafe token for the HAProxy CLI: ${JSON.stringify(t)}`);
+    if (!/^[A-Za-z0-9_.:[\]-]+$/.test(t)) throw new SwitchyardError('E_INTERNAL', `unsafe token for the HAProxy CLI: ${JSON.stringify(t)}`);
   }
 }
 
@@ -130,7 +127,11 @@ export class HaproxyRuntime {
    * carries its own error — only when the socket itself fails.
    */
   async batch(cmds: RuntimeCommand[]): Promise<BatchReply[]> {
-    const replies = await exchangeMany(this.socketPath, cmds.map((c) => c.line), this.xopts());
+    const replies = await exchangeMany(
+      this.socketPath,
+      cmds.map((c) => c.line),
+      this.xopts(),
+    );
     return cmds.map((command, i) => {
       const reply = replies[i] ?? '';
       return command.expect.test(reply) ? { command } : { command, error: replyError(command.line, reply) };
@@ -155,7 +156,13 @@ export class HaproxyRuntime {
   async showBackends(): Promise<Set<string>> {
     const reply = await this.raw('show backend');
     if (!reply.startsWith('#')) throw replyError('show backend', reply);
-    return new Set(reply.split('\n').slice(1).map((l) => l.trim()).filter((l) => l !== ''));
+    return new Set(
+      reply
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim())
+        .filter((l) => l !== ''),
+    );
   }
 
   async showStat(): Promise<StatRow[]> {

@@ -42,10 +42,7 @@ function roundTrip(path: string, payload: string, halfClose: boolean, opts: Exch
       if (err) reject(err);
       else resolve(Buffer.concat(chunks).toString('utf8'));
     };
-    const timer = setTimeout(
-      () => finish(new SwitchyardError('E_TIMEOUT', `${what} ${path} did not answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => finish(new SwitchyardError('E_TIMEOUT', `${what} ${path} did not answer within ${timeoutMs} ms`)), timeoutMs);
     sock.on('connect', () => {
       // The admin socket answers a single command and closes only once it has seen the end
       // of input; the master CLI keeps the connection open until then too.

@@ -38,7 +38,9 @@ env.registerHelper('eq', (a: unknown, b: unknown) => a === b);
 
 function templateError(path: string, err: unknown, what: string): SwitchyardError {
   const e = err as { message?: string; lineNumber?: number; column?: number };
-  const lines = String(e.message ?? err).split('\n').filter((l) => l.trim() !== '');
+  const lines = String(e.message ?? err)
+    .split('\n')
+    .filter((l) => l.trim() !== '');
   // Handlebars reports "Parse error on line N:" in the text and lineNumber on runtime errors.
   const line = e.lineNumber ?? Number(/line (\d+)/.exec(lines[0] ?? '')?.[1] ?? NaN);
   const where = Number.isFinite(line) ? `${path}:${line}` : path;
@@ -67,7 +69,16 @@ function sampleData(): TemplateData {
   });
   const servers = [server('a', 'ready'), server('b', 'drain'), server('c', 'maint')];
   const services = [
-    { name: 'sample', backend: 'sample', frontend: { name: 'fe_sample', bind: '127.0.0.1:8000' }, listen: '127.0.0.1:8000', mode: 'http' as const, balance: 'roundrobin' as const, configured: true, servers },
+    {
+      name: 'sample',
+      backend: 'sample',
+      frontend: { name: 'fe_sample', bind: '127.0.0.1:8000' },
+      listen: '127.0.0.1:8000',
+      mode: 'http' as const,
+      balance: 'roundrobin' as const,
+      configured: true,
+      servers,
+    },
     { name: 'other', backend: 'other', frontend: null, listen: null, mode: 'tcp' as const, balance: 'roundrobin' as const, configured: false, servers: [] },
   ];
   return {
