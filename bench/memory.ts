@@ -1,5 +1,5 @@
 /**
- * Issue-9 memory benchmark: resident memory of `serve` (the compiled dist/, as the image runs
+ * Issue-9 memory benchmark: resident memory of `serve` (the compiled build, as the image runs
  * it), each phase in a fresh process against a fresh etcd so that one phase's garbage never
  * counts against the next:
  *   idle · 10,000 instances (100 services) + `status` · 10,000 instances in one service +
@@ -20,7 +20,7 @@
  *       MEMORY_PROFILE=all profiles every allocation, collected or not (what a phase churns through);
  *       MEMORY_PROFILE_OUT=/tmp/p saves each raw profile as /tmp/p-<phase>.json (Chrome DevTools reads it).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -246,7 +246,7 @@ async function runPhase(phase: Phase, index: number, nodeArgs: readonly string[]
     await writeFile(configPath, `etcd:\n  endpoints: [${etcd.endpoint}]\nacl:\n  path: ./acl.yaml\nslack:\n  feedChannel: C0FEED\n`);
     const port = await freePort();
     const probeOut = join(dir, 'probe.json');
-    const bin = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url));
+    const bin = join(BUILD_DIR, 'src', 'cli.js');
     child = spawn(process.execPath, [...nodeArgs, `--import=data:text/javascript,${encodeURIComponent(PROBE)}`, bin, 'serve', '--config', configPath], {
       env: {
         ...process.env,
@@ -319,7 +319,7 @@ function byPackage(head: ProfileNode, top = 6): string {
 function packageOf(url: string): string {
   const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (dep) return dep[1]!;
-  if (url.includes('/dist/')) return 'switchyard';
+  if (url.includes('/bench-memory-dist/')) return 'switchyard';
   return url.startsWith('data:') ? '(memory probe)' : url;
 }
 
@@ -367,7 +367,15 @@ async function measure(phase: Phase, index: number, nodeArgs: readonly string[],
   return { phase, runs, typical: runs.find((r) => r.rssMb === mid)! };
 }
 
+/**
+ * The compiled build, as the image runs it, in a directory of the bench's own: `npm run build`
+ * empties dist/ first, so one run elsewhere mid-bench would pull the program from under it.
+ * Inside the repository (a git-ignored directory) so that node_modules and package.json resolve.
+ */
+const BUILD_DIR = fileURLToPath(new URL('../.switchyard/bench-memory-dist/', import.meta.url));
+
 async function main(): Promise<void> {
+  execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/build-dist.mjs', import.meta.url)), '--out-dir', BUILD_DIR], { stdio: 'inherit' });
   const loadBefore = loadavg()[0]!;
   const phases = [...PHASES.entries()].filter(([i]) => !ONLY.length || ONLY.includes(i));
   const results: PhaseResult[] = [];
@@ -400,7 +408,7 @@ async function main(): Promise<void> {
     'Memory of `serve`, each phase in a fresh process (issue 9)',
     [...results.map(row('')), ...variant.map(row(`, \`node ${VARIANT_ARGS.join(' ')}\``))],
     [
-      '`npm run bench -- memory` (bench/memory.ts): `node dist/src/cli.js serve` in HTTP mode with an #ops feed channel, Slack Web API a local stand-in, a fresh etcd 3.4 and a fresh ' +
+      '`npm run bench -- memory` (bench/memory.ts): the compiled build (`node dist/src/cli.js serve`, built by the bench into a directory of its own) in HTTP mode with an #ops feed channel, Slack Web API a local stand-in, a fresh etcd 3.4 and a fresh ' +
         `process for every run of every phase. RSS from /proc/<pid>/smaps_rollup ${SETTLE_MS / 1000} s after the phase's last reply (the figure judged), again 10 s and 30 s later; ` +
         'peak = VmHWM over the process’s life, start-up included. The run shown is the median one. ' +
         `1-min load average ${fmt(loadBefore, 2)} before, ${fmt(loadavg()[0]!, 2)} after, on ${cpus().length} cores shared with other work.`,
