@@ -1,6 +1,7 @@
 import { loadConfig, loadSecrets, resolveConfigPath } from './config/load.js';
 import { isSwitchyardError, SwitchyardError } from './core/errors.js';
 import { EXIT, parseCommandLine } from './command-line.js';
+import { preferSmallHeap } from './small-heap.js';
 
 const out = (s: string) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
@@ -40,8 +41,10 @@ async function main(argv: string[]): Promise<number> {
     case 'shell':
       return (await import('./shell-command.js')).shellCommand(configPath, values, env, out);
     case 'serve':
+      preferSmallHeap();
       return (await import('./serve.js')).serve(configPath, env);
     case 'agent': {
+      preferSmallHeap();
       const [{ agentCommand }, { createLogger }] = await Promise.all([import('./app/agent-commands.js'), import('./core/log.js')]);
       const secrets = loadSecrets(env);
       return agentCommand(await loadConfig(configPath, env), secrets, createLogger({ ...(secrets.logLevel ? { level: secrets.logLevel } : {}) }));
@@ -54,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       return renderCommand(await loadConfig(configPath, env), secrets, log, { once: values.once ?? false, dryRun: values.dryRun ?? false }, io);
     }
     case 'watch': {
+      preferSmallHeap();
       const [{ watchCommand }, { createLogger }] = await Promise.all([import('./app/watch.js'), import('./core/log.js')]);
       const secrets = loadSecrets(env);
       return watchCommand(await loadConfig(configPath, env), secrets, createLogger({ ...(secrets.logLevel ? { level: secrets.logLevel } : {}) }));

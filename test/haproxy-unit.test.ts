@@ -374,7 +374,7 @@ describe('reports', () => {
 });
 
 describe('coalescer', () => {
-  it('waits for a quiet period, bounded by the max wait, and never runs twice at once', async () => {
+  it('runs a lone change at once, coalesces the burst that follows, bounded by the max wait, never two runs at once', async () => {
     vi.useFakeTimers();
     try {
       const runs: number[] = [];
@@ -387,22 +387,45 @@ describe('coalescer', () => {
         { quietMs: 5, maxWaitMs: 20, onError: () => {} },
       );
       const t0 = Date.now();
-      // A steady stream of pokes every 3 ms: the quiet period never comes, max wait fires.
-      for (let i = 0; i < 10; i++) {
-        c.poke();
-        await vi.advanceTimersByTimeAsync(3);
-      }
-      expect(runs.map((t) => t - t0)).toEqual([20]);
-      // Pokes while running → exactly one more run, after it finishes.
+      // A lone change: no quiet period to wait out. Pokes in the same turn ride along.
+      c.poke();
+      c.poke();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(runs.map((t) => t - t0)).toEqual([0]);
+      // Pokes while running → exactly one more run, after it finishes and a quiet period.
       c.poke();
       c.poke();
       await vi.advanceTimersByTimeAsync(50);
       expect(runs).toHaveLength(1);
       release();
+      const t1 = Date.now();
+      await vi.advanceTimersByTimeAsync(4);
+      expect(runs).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(runs.map((t) => t - t1)).toEqual([-50, 5]);
+      release();
+      // A steady stream every 3 ms right after a run: the quiet period never comes, max wait fires.
+      await vi.advanceTimersByTimeAsync(0);
+      const t2 = Date.now();
+      for (let i = 0; i < 10; i++) {
+        c.poke();
+        await vi.advanceTimersByTimeAsync(3);
+      }
+      expect(runs.map((t) => t - t2).slice(2)).toEqual([20]);
+      // The stream's pokes after the max-wait run began → one more run once it ends.
+      release();
       await vi.advanceTimersByTimeAsync(10);
-      expect(runs).toHaveLength(2);
+      expect(runs.map((t) => t - t2).slice(2)).toEqual([20, 35]);
+      release();
+      // Quiet for longer than quietMs since the last run: the next lone change runs at once again.
+      await vi.advanceTimersByTimeAsync(100);
+      const t3 = Date.now();
+      c.poke();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(runs.map((t) => t - t3).slice(4)).toEqual([0]);
       release();
       await c.stop();
+      expect(c.idle).toBe(true);
     } finally {
       vi.useRealTimers();
     }

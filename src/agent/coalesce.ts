@@ -1,7 +1,10 @@
 /**
- * Burst coalescing for the apply loop: run `task` once things have been quiet for
- * `quietMs`, but never later than `maxWaitMs` after the first poke of a burst; never two
- * runs at once (pokes during a run schedule exactly one more).
+ * Burst coalescing for the apply loop. A lone change runs at once (on the next turn of the
+ * event loop, so the rest of its watch batch joins it): waiting out a quiet period that no
+ * further change breaks would only add latency. A change that follows another within
+ * `quietMs` — of its run, or of a run still going — is part of a burst: it runs once things
+ * have been quiet for `quietMs`, but never later than `maxWaitMs` after the burst's first
+ * poke. Never two runs at once (pokes during a run schedule exactly one more).
  */
 export interface CoalescerOptions {
   quietMs: number;
@@ -16,6 +19,10 @@ export class Coalescer {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  /** A run is due on the next turn: later pokes ride along with it. */
+  private leading = false;
+  /** When the last run ended (ms); a poke within `quietMs` of it belongs to a burst. */
+  private lastRunEnded = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly task: () => Promise<void>,
@@ -29,7 +36,13 @@ export class Coalescer {
       this.again = true;
       return;
     }
+    if (this.leading) return;
     const now = Date.now();
+    if (this.timer === undefined && now - this.lastRunEnded >= this.opts.quietMs) {
+      this.leading = true;
+      this.timer = setTimeout(() => this.fire(), 0);
+      return;
+    }
     this.burstStarted ??= now;
     const deadline = this.burstStarted + this.opts.maxWaitMs;
     const delay = Math.max(0, Math.min(this.opts.quietMs, deadline - now));
@@ -40,11 +53,13 @@ export class Coalescer {
   private fire(): void {
     this.timer = undefined;
     this.burstStarted = undefined;
+    this.leading = false;
     this.again = false;
     const run = this.task()
       .catch((err: unknown) => this.opts.onError(err))
       .finally(() => {
         this.running = undefined;
+        this.lastRunEnded = Date.now();
         if (this.again && !this.stopped) {
           this.again = false;
           this.poke();

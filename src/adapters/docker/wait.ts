@@ -50,8 +50,23 @@ export async function waitUntilRunning(id: string, deps: WaitDeps, opts: WaitOpt
       } else {
         const startedAt = info.startedAt?.getTime();
         // A restart in between (new StartedAt) resets the settle window.
-        if (runningSince === undefined || runningSince.startedAt !== startedAt) runningSince = { at: Date.now(), startedAt };
-        if (Date.now() - runningSince.at >= settleMs) return info;
+        if (runningSince === undefined || runningSince.startedAt !== startedAt) {
+          const seen = Date.now();
+          // The window counts from the engine's own start time when its clock agrees with
+          // ours (a start no later than now and no earlier than one window ago): waiting from
+          // our first look instead would add the start call's and the inspect's latency to
+          // every launch. An engine whose clock disagrees gets the window from our first look.
+          const plausible = startedAt !== undefined && startedAt <= seen && startedAt >= seen - settleMs;
+          runningSince = { at: plausible ? startedAt : seen, startedAt };
+        }
+        const left = runningSince.at + settleMs - Date.now();
+        if (left <= 0) return info;
+        // One look when the window ends, not a poll through it: inspects compete with the
+        // starts of the other containers of the same scale in the engine.
+        if (Date.now() + left < deadline) {
+          await sleep(left);
+          continue;
+        }
       }
     } else {
       runningSince = undefined;
