@@ -218,7 +218,8 @@ function watchersTable(watchers: readonly WatcherRecord[], now: number): { title
 function etcdLine(h: EtcdHealth): string {
   const up = h.endpoints.filter((e) => e.ok);
   const version = up.find((e) => e.version)?.version;
-  return `etcd ok (${up.length}/${h.endpoints.length} endpoints${version ? `, v${version}` : ''})`;
+  const down = h.endpoints.filter((e) => !e.ok).map((e) => `${e.endpoint}: ${e.error ?? 'down'}`);
+  return `etcd ok (${up.length}/${h.endpoints.length} endpoints${version ? `, v${version}` : ''}${down.length ? `; not answering: ${down.join('; ')}` : ''})`;
 }
 
 function etcdDown(h: EtcdHealth): Reply {

@@ -338,7 +338,12 @@ export class EtcdRegistry implements Registry {
    * the same batches: what the #ops feed needs to say who and why.
    */
   async watchAttributed(handlers: WatchHandlers, fromRevision?: string): Promise<WatchHandle> {
-    const scope = directoryScope(this.registryDirs(), { except: [this.layout.feedDir()], alsoKeys: [this.layout.causeKey()] });
+    // Feed mutes are watched too: one that runs out is news (feed-events.ts).
+    const scope = directoryScope(this.registryDirs(), {
+      except: [this.layout.feedDir()],
+      alsoKeys: [this.layout.causeKey()],
+      alsoDirs: [`${this.layout.feedDir()}mute/`],
+    });
     return this.startWatch(scope, handlers, fromRevision);
   }
 
@@ -377,7 +382,10 @@ export class EtcdRegistry implements Registry {
 
   async health(): Promise<EtcdHealth> {
     const endpoints = await Promise.all(this.settings.endpoints.map((ep) => endpointHealth(this.healthClient(ep), ep, this.healthTimeoutMs)));
-    return { ok: endpoints.every((e) => e.ok), endpoints };
+    // A cluster with quorum serves reads and writes with a member down: "ok" is a majority of
+    // the configured endpoints answering, and the ones that did not are named beside it.
+    const up = endpoints.filter((e) => e.ok).length;
+    return { ok: up * 2 > endpoints.length, endpoints };
   }
 
   /**
