@@ -1,15 +1,19 @@
 /**
  * Issue-12 benchmark: `history` over 100,000 retained revisions in a private etcd — one page
  * (50 rows, newest first) unfiltered and for one service out of ten, `status`'s last three
- * changes, and one trimming pass by count.
+ * changes, one trimming pass by count — and the feed's lag (registry write → change handed
+ * to the feed's outlet) without and with retention trimming running at the same time.
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { EtcdHistory } from '../src/adapters/etcd/history.js';
-import { createEtcdRegistry } from '../src/adapters/etcd/registry.js';
+import { createEtcdRegistry, type EtcdRegistry } from '../src/adapters/etcd/registry.js';
+import { startFeedPoster } from '../src/app/feed.js';
 import { configSchema } from '../src/config/schema.js';
-import type { FeedChange } from '../src/feed/types.js';
+import { FeedPacer, type FeedOutlet } from '../src/feed/pacer.js';
+import type { FeedChange, FeedItem } from '../src/feed/types.js';
 import { startEtcd } from '../test/helpers/etcd-server.js';
 import { fmt, summarize, writeSection } from './lib.js';
 
@@ -17,6 +21,74 @@ const ENTRIES = Number(process.env.HISTORY_BENCH_ENTRIES ?? 100_000);
 const SAMPLES = Number(process.env.HISTORY_BENCH_SAMPLES ?? 200);
 const SERVICES = 10;
 const BATCH = 1000;
+/** Registry writes timed per feed-lag round, one every LAG_GAP_MS. */
+const LAG_WRITES = Number(process.env.HISTORY_BENCH_LAG_WRITES ?? 300);
+const LAG_GAP_MS = 10;
+/** Revisions deleted per trimming pass while the feed is timed (the recorder's age trim deletes 500 per range). */
+const TRIM_STEP = 1000;
+
+/**
+ * The #ops feed's own path (watch from the saved position, attribution, the pacer, the
+ * position saved after each batch), with an outlet that notes when each change reaches it
+ * in place of Slack, and no pacing: what is timed is etcd's side, the part trimming shares.
+ */
+interface Lag {
+  /** Write start → change handed to the outlet. */
+  endToEnd: number[];
+  /** The registry write itself. */
+  write: number[];
+  /** Write done → the feed's watch delivered it. */
+  watch: number[];
+  /** Delivered → handed to the outlet: what switchyard_feed_lag_seconds measures. */
+  queue: number[];
+}
+
+function feedProbe(registry: EtcdRegistry) {
+  const arrived = new Map<string, { seenAt: number; sentAt: number }>();
+  const outlet: FeedOutlet<FeedItem[]> = {
+    plan: (items) => [items],
+    send: async (items) => {
+      const sentAt = Date.now();
+      for (const i of items) if (i.change) arrived.set(i.change.subject, { seenAt: i.seenAt, sentAt });
+      return undefined;
+    },
+    classify: () => ({ backoff: true }),
+    describe: (items) => `${items.length} items`,
+  };
+  const log = pino({ level: 'silent' });
+  const pacer = new FeedPacer(outlet, log, { minIntervalMs: 0, quietMs: 0, maxWaitMs: 0 });
+  const poster = startFeedPoster({ registry, pacer, log, replica: 'bench', ttlSec: 5 });
+  return {
+    poster,
+    /** Write LAG_WRITES registrations one by one; where each one's time went (ms, Date.now resolution). */
+    async round(tag: string): Promise<Lag> {
+      const writes = new Map<string, { start: number; done: number }>();
+      for (let i = 0; i < LAG_WRITES; i++) {
+        const start = Date.now();
+        await registry.register('lag', `${tag}-${i}`, `10.9.${i >> 8}.${i & 255}:80`, { by: 'U0BENCH' });
+        writes.set(`lag/${tag}-${i}`, { start, done: Date.now() });
+        await sleep(LAG_GAP_MS);
+      }
+      const deadline = Date.now() + 60_000;
+      while ([...writes.keys()].some((s) => !arrived.has(s))) {
+        if (Date.now() > deadline) throw new Error(`the feed did not report every ${tag} write within 60 s`);
+        await sleep(20);
+      }
+      const lag: Lag = { endToEnd: [], write: [], watch: [], queue: [] };
+      for (const [s, w] of writes) {
+        const a = arrived.get(s)!;
+        lag.endToEnd.push(a.sentAt - w.start);
+        lag.write.push(w.done - w.start);
+        lag.watch.push(Math.max(0, a.seenAt - w.done));
+        lag.queue.push(a.sentAt - a.seenAt);
+      }
+      return lag;
+    },
+    async stop() {
+      await poster.stop();
+    },
+  };
+}
 
 function change(rev: number): FeedChange {
   const service = `svc-${rev % SERVICES}`;
@@ -69,6 +141,52 @@ async function main() {
     const trimStart = performance.now();
     const trimmed = await history.trim({ retentionMs: 365 * 86_400_000, maxEntries: ENTRIES - 1000 });
     const trimMs = performance.now() - trimStart;
+
+    // Feed lag: quiet, while trimming by age pass after pass, quiet again (the spread of the
+    // two quiet rounds is the noise the trimmed round is judged against).
+    const probe = feedProbe(registry);
+    const empty: Lag = { endToEnd: [], write: [], watch: [], queue: [] };
+    const lag = { quiet1: empty, trimming: empty, quiet2: empty };
+    let trimPasses = 0;
+    let trimDeleted = 0;
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!probe.poster.watching) {
+        if (Date.now() > deadline) throw new Error('the feed poster did not start watching');
+        await sleep(20);
+      }
+      await probe.round('warmup');
+      lag.quiet1 = await probe.round('quiet1');
+      // Entries are one second apart, oldest first: each pass shortens the retention so the
+      // next TRIM_STEP oldest go, the way the recorder trims a backlog by age.
+      let keepSec = ENTRIES - 1000 - TRIM_STEP;
+      let trimming = true;
+      const trimmer = (async () => {
+        while (trimming && keepSec > TRIM_STEP) {
+          trimDeleted += await history.trim({ retentionMs: keepSec * 1000, maxEntries: ENTRIES });
+          trimPasses++;
+          keepSec -= TRIM_STEP;
+        }
+      })();
+      try {
+        lag.trimming = await probe.round('trimming');
+      } finally {
+        trimming = false;
+        await trimmer;
+      }
+      lag.quiet2 = await probe.round('quiet2');
+    } finally {
+      await probe.stop();
+    }
+    const quiet1 = summarize(lag.quiet1.queue);
+    const quiet2 = summarize(lag.quiet2.queue);
+    const trimmedLag = summarize(lag.trimming.queue);
+    const noise = Math.abs(quiet1.p99 - quiet2.p99);
+    const quietP99 = Math.max(quiet1.p99, quiet2.p99);
+    const parts = (l: Lag) =>
+      (['write', 'watch', 'endToEnd'] as const)
+        .map((k) => `${k === 'endToEnd' ? 'end to end' : k} p50/p99 ${fmt(summarize(l[k]).p50, 0)}/${fmt(summarize(l[k]).p99, 0)}`)
+        .join(', ');
     const loadAfter = loadavg()[0]!;
 
     const row = (metric: string, s: ReturnType<typeof summarize>, target?: number) => ({
@@ -86,15 +204,41 @@ async function main() {
         row('`history svc-7 --limit 50` (1 service in 10)', service, 100),
         row('`status <service>`: last three changes', last3),
         { metric: `trim ${trimmed.toLocaleString('en')} revisions by count`, value: `${fmt(trimMs)} ms`, target: '—', pass: undefined },
+        row('feed lag (change delivered → feed outlet, as switchyard_feed_lag_seconds), quiet', quiet1),
+        {
+          ...row(`feed lag while trimming by age (${trimPasses} passes, ${trimDeleted.toLocaleString('en')} revisions deleted)`, trimmedLag),
+          target: 'p99 within noise of quiet',
+          // "Within noise": no worse than the slower quiet round plus twice the quiet rounds' spread (and 5 ms for timer jitter).
+          pass: trimmedLag.p99 <= quietP99 + 2 * noise + 5,
+        },
+        row('feed lag, quiet again', quiet2),
+        { metric: 'before the feed, quiet (ms)', value: parts(lag.quiet1), target: '—', pass: undefined },
+        { metric: 'before the feed, while trimming (ms)', value: parts(lag.trimming), target: '—', pass: undefined },
+        { metric: 'before the feed, quiet again (ms)', value: parts(lag.quiet2), target: '—', pass: undefined },
         { metric: `fill ${ENTRIES.toLocaleString('en')} revisions (${BATCH} per record call)`, value: `${fmt(fillMs / 1000)} s`, target: '—', pass: undefined },
       ],
       [
         `private etcd (bench/history.ts); load average ${fmt(loadBefore, 2)} before, ${fmt(loadAfter, 2)} after — the machine is shared, figures under load are upper bounds.`,
         'A page reads ascending windows of revisions below its start, newest first (etcd sorts a descending range whole, so none is asked for); a real newest page adds one small read for the current revision.',
-        'Not measured here: feed lag while trimming (the recorder and the feed posters are separate elected services with separate watches).',
+        `Feed lag: the feed's own poster (election, watch from the saved position, attribution, position saved per batch) with an outlet that records arrival instead of posting, unpaced (Slack's 1 message/s would hide etcd's share); ${LAG_WRITES} registrations per round, one every ${LAG_GAP_MS} ms. The target row is the feed's own lag (delivered by the watch → outlet); the rows "before the feed" split the rest: the registry write, and write done → delivered by the watch (etcd's share, which trimming also loads). Trimming runs pass after pass (each shortening the retention by ${TRIM_STEP} s, so ${TRIM_STEP} revisions go) for the whole trimmed round — far more than the recorder's once a minute. Noise: the two quiet rounds differ by ${fmt(noise)} ms at p99.`,
       ],
     );
-    console.log(JSON.stringify({ page, deepPage, service, last3, trimMs, fillMs }));
+    console.log(
+      JSON.stringify({
+        page,
+        deepPage,
+        service,
+        last3,
+        trimMs,
+        fillMs,
+        quiet1,
+        trimmedLag,
+        quiet2,
+        trimPasses,
+        trimDeleted,
+        parts: [parts(lag.quiet1), parts(lag.trimming), parts(lag.quiet2)],
+      }),
+    );
   } finally {
     await registry.close();
     await etcd.dispose();

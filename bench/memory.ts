@@ -279,7 +279,7 @@ async function runPhase(phase: Phase, index: number, nodeArgs: readonly string[]
     });
     const pid = child.pid!;
     const base = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true, 30_000, 'serve to be healthy');
+    await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.ok === true, 120_000, 'serve to be healthy');
     await sleep(SETTLE_MS);
     const note = await phase.run({ events: `${base}/slack/events`, etcd: etcd.endpoint, standIn }).catch((err: unknown) => {
       console.error(`${phase.name} failed; the end of serve's log:\n${stderrTail}`);

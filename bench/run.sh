@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(core haproxy scale memory outage swarm watch history)
+[ ${#benches[@]} -gt 0 ] || benches=(core haproxy scale memory outage swarm watch history topology)
 npm run build --silent
 for b in "${benches[@]}"; do
   echo "== bench/$b.ts" >&2

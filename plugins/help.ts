@@ -16,7 +16,11 @@ export default function help(api: PluginApi): Plugin {
           if (command) {
             const cmd = visible.find((c) => c.name === command.toLowerCase());
             if (!cmd) api.errors.fail('E_NOT_FOUND', `no command "${command}" that you may run`, { details: ['type "help" for the list'] });
-            return api.reply.text(`${cmd.name}: ${cmd.summary}`, [`usage: ${api.usage(cmd)}`]);
+            const approval = ctx.approvalNeeded(cmd.name);
+            return api.reply.text(`${cmd.name}: ${cmd.summary}`, [
+              `usage: ${api.usage(cmd)}`,
+              ...(approval ? [`needs approval by ${approvers(approval)} before it runs`] : []),
+            ]);
           }
           if (visible.length === 0) return 'you may not run any command here';
           return api.reply.ok('commands you may run here:', {
@@ -24,7 +28,10 @@ export default function help(api: PluginApi): Plugin {
               api.reply.table(
                 undefined,
                 ['usage', 'what it does'],
-                visible.map((c) => [api.usage(c), c.summary]),
+                visible.map((c) => {
+                  const approval = ctx.approvalNeeded(c.name);
+                  return [api.usage(c), approval ? `${c.summary} (needs approval by ${approvers(approval)})` : c.summary];
+                }),
               ),
             ],
           });
@@ -32,4 +39,10 @@ export default function help(api: PluginApi): Plugin {
       }),
     ],
   };
+}
+
+/** "1 of leads", "2 of leads, sre", "1 other person". */
+function approvers(a: { groups: readonly string[]; count: number }): string {
+  if (a.groups.includes('*')) return a.count === 1 ? '1 other person' : `${a.count} other people`;
+  return `${a.count} of ${a.groups.join(', ')}`;
 }

@@ -3,6 +3,7 @@ import { withinDeadline } from './adapters/etcd/deadline.js';
 import { EtcdDeduper } from './adapters/etcd/dedupe.js';
 import { createSlackClient, feedClientSettings } from './adapters/slack/client.js';
 import { createSlackApp } from './adapters/slack/app.js';
+import { SlackApprovals } from './adapters/slack/approval.js';
 import { EtcdFeedMutes } from './adapters/etcd/feed-mutes.js';
 import { loadConfig, loadSecrets } from './config/load.js';
 import { SwitchyardError } from './core/errors.js';
@@ -12,6 +13,7 @@ import { SHUTDOWN_IO_MS, shutDown, stopSignal } from './core/shutdown.js';
 import type { FeedService } from './feed/service.js';
 import { buildSlackFeeds, feedRoutes } from './app/feeds.js';
 import { startHistoryRecorder } from './app/history.js';
+import { feedActionSources } from './app/feed-actions.js';
 import { EtcdHistory } from './adapters/etcd/history.js';
 import { startOrchestrator } from './orchestrator/orchestrator.js';
 import { buildRuntime } from './app/runtime.js';
@@ -40,6 +42,9 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
     retention: { retentionMs: config.history.retention, maxEntries: config.history.maxEntries },
     log,
   });
+  // Its own client: the expiry sweep edits request messages outside any Slack request.
+  const approvalClient = createSlackClient(secrets.slackBotToken, { ...(apiUrl ? { apiUrl } : {}), retryConfig: { retries: 2 } }, log);
+  const approvals = new SlackApprovals({ gate: runtime.approvals, client: approvalClient, log }).start();
   const slack = createSlackApp({
     dispatcher: runtime.router,
     log,
@@ -51,12 +56,15 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
     port: secrets.port,
     metricsRegistry: runtime.metrics.registry,
     confirmations: new EtcdConfirmationStore(runtime.registry),
+    approvals,
+    feedActions: feedActionSources(runtime),
     // Shared by replicas and kept across restarts: a retry or replay runs nowhere twice.
     deduper: new EtcdDeduper(runtime.registry),
     health: async () => {
       const h = await runtime.registry.health();
       const down = h.endpoints.filter((e) => !e.ok).map((e) => `${e.endpoint}: ${e.error ?? 'down'}`);
-      return { ok: h.ok, details: { etcd: h.ok ? 'ok' : `unreachable: ${down.join('; ')}`, etcdEndpoints: h.endpoints } };
+      const etcd = !h.ok ? `unreachable: ${down.join('; ')}` : down.length ? `ok, quorum kept; not answering: ${down.join('; ')}` : 'ok';
+      return { ok: h.ok, details: { etcd, etcdEndpoints: h.endpoints } };
     },
   });
   // Health and metrics answer from the first second, Slack reachable or not.
@@ -89,6 +97,7 @@ export async function serve(configPath: string, env: NodeJS.ProcessEnv): Promise
     [
       ['orchestrator', orchestrator && (() => orchestrator.close())],
       ['slack', () => slack.stop()],
+      ['approval expiry sweep', () => approvals.stop()],
       // In parallel: each resigns its own role, none waits for another.
       ['feed posters and history recorder', () => Promise.all([...posters.map((p) => p.stop()), recorder.stop()]).then(() => undefined)],
       ['feed', feed && (() => feed.stop())],

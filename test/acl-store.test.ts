@@ -130,10 +130,16 @@ describe('AclStore', () => {
 
   it('stops watching on close', async () => {
     const s = (await open()).watch();
-    s.close();
-    await writeFile(file, V2);
-    // A negative: give the watcher and debounce far longer than they need, then check nothing happened.
-    await new Promise((r) => setTimeout(r, 300));
+    // A witness watching the same file: once it has the new rules, the change was seen and
+    // debounced, so the closed store has had every chance to react.
+    const witness = (await AclStore.load(file, { debounceMs: 30 })).watch();
+    try {
+      s.close();
+      await writeFile(file, V2);
+      await waitFor(() => witness.decide(scale).allowed, 'the witness to reload');
+    } finally {
+      witness.close();
+    }
     await s.idle();
     expect(s.decide(scale).allowed).toBe(false);
     expect(events).toEqual([]);

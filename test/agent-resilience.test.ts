@@ -3,7 +3,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EtcdRegistry } from '../src/adapters/etcd/registry.js';
 import { formatApplyResult } from '../src/agent/agent.js';
 import { sharedEtcdEndpoint, uniquePrefix, wipe } from './helpers/etcd.js';
@@ -25,36 +25,47 @@ import {
 describe('HAProxy agents: outages and several agents', () => {
   let endpoint: string;
   let raw: Etcd3;
+  let backends: HttpBackend[] = [];
+  // Per test: a registry prefix of its own, and the HAProxy instances and agents it started.
   let prefix: string;
-  let registry: EtcdRegistry;
+  let registry: EtcdRegistry | undefined;
   const haps: TestHaproxy[] = [];
   const agents: RunningAgent[] = [];
-  let backends: HttpBackend[] = [];
 
   beforeAll(async () => {
     endpoint = sharedEtcdEndpoint();
     raw = new Etcd3({ hosts: endpoint });
-    prefix = uniquePrefix('agents');
-    registry = registryAt(endpoint, prefix);
     backends = await Promise.all(['app-1', 'app-2', 'app-3'].map(startHttpBackend));
   });
 
   afterAll(async () => {
-    await Promise.all(agents.map((a) => a.agent.stop()));
-    await registry?.close();
-    await Promise.all(haps.map((h) => h.dispose()));
     await Promise.all(backends.map((b) => b.close()));
-    if (raw) {
-      await wipe(raw, `${prefix}/`);
-      raw.close();
-    }
+    raw?.close();
   });
+
+  beforeEach(() => {
+    prefix = uniquePrefix('agents');
+    registry = registryAt(endpoint, prefix);
+  });
+
+  afterEach(async () => {
+    await Promise.all(agents.splice(0).map((a) => a.agent.stop()));
+    await registry?.close();
+    registry = undefined;
+    await Promise.all(haps.splice(0).map((h) => h.dispose()));
+    await wipe(raw, `${prefix}/`);
+  });
+
+  const reg = () => {
+    if (!registry) throw new Error('no registry: beforeEach did not run');
+    return registry;
+  };
 
   async function lb(agentId: string): Promise<{ hap: TestHaproxy; running: RunningAgent; url: string }> {
     const hap = await startHaproxy();
     haps.push(hap);
     const port = await freePort();
-    const running = await startAgent(agentConfig(endpoint, prefix, hap, agentId, { app: { listen: `127.0.0.1:${port}` } }), registry, {
+    const running = await startAgent(agentConfig(endpoint, prefix, hap, agentId, { app: { listen: `127.0.0.1:${port}` } }), reg(), {
       retry: { minMs: 50, maxMs: 300 },
     });
     agents.push(running);
@@ -63,6 +74,7 @@ describe('HAProxy agents: outages and several agents', () => {
 
   it('two agents with two HAProxy instances converge on the same registry', async () => {
     const [a1, a2] = backends as [HttpBackend, HttpBackend];
+    const registry = reg();
     const lb1 = await lb('lb-1');
     const lb2 = await lb('lb-2');
     await registry.register('app', 'app-1', a1.address, { by: 'U1' });
@@ -87,9 +99,11 @@ describe('HAProxy agents: outages and several agents', () => {
   });
 
   it('HAProxy stopped: the agent reports it, keeps watching, and converges when HAProxy is back', async () => {
-    const [, , a3] = backends as [HttpBackend, HttpBackend, HttpBackend];
-    const { hap, running, url } = { ...(await lbFor('lb-1')) };
-    await waitFor('lb-1 serving', async () => (await httpGet(url).catch(() => undefined))?.status === 200);
+    const [a1, , a3] = backends as [HttpBackend, HttpBackend, HttpBackend];
+    const registry = reg();
+    const { hap, running, url } = await lb('lb-1');
+    await registry.register('app', 'app-1', a1.address, { by: 'U1' });
+    await waitFor('lb-1 serving', async () => (await httpGet(url).catch(() => undefined))?.body === 'app-1');
     await hap.stop();
 
     const n = running.results.length;
@@ -100,8 +114,15 @@ describe('HAProxy agents: outages and several agents', () => {
     expect(formatApplyResult(down)).toMatch(/^haproxy lb-1: waiting for HAProxy: .* — will retry$/);
     // The validated config is on disk for HAProxy to start from, app-3 included.
     expect(await readFile(hap.config, 'utf8')).toContain(`server app-3 ${a3.address} `);
-    // Reported once per outage, not once per retry.
-    await new Promise((r) => setTimeout(r, 400));
+    // Reported once per outage, not once per retry: wait until the agent has retried (its
+    // latest result is a newer failure than the reported one), twice, then count the reports.
+    const retries = new Set<typeof down>();
+    await waitFor('two retries after the report', () => {
+      const last = running.agent.lastResult;
+      if (last && last !== down && !last.ok) retries.add(last);
+      return retries.size >= 2;
+    });
+    expect([...retries].map((r) => r.failure)).toEqual(['unavailable', 'unavailable']);
     expect(running.results.slice(n).filter((r) => !r.ok)).toHaveLength(1);
     // The status key says so too.
     const stored = JSON.parse((await raw.get(`${prefix}/switchyard/agents/lb-1`).string()) ?? '{}');
@@ -117,12 +138,4 @@ describe('HAProxy agents: outages and several agents', () => {
     expect(back.method).not.toBe('reload');
     expect(await hap.workerPid()).toBe(worker);
   });
-
-  async function lbFor(agentId: string) {
-    const i = agents.findIndex((a) => a.agent.agentId === agentId);
-    const hap = haps[i]!;
-    const running = agents[i]!;
-    const listen = /bind (\S+)/.exec(running.agent.candidate().rendered)?.[1];
-    return { hap, running, url: `http://${listen}/` };
-  }
 });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { EtcdRegistry } from '../src/adapters/etcd/registry.js';
 import { sharedEtcdEndpoint, uniquePrefix, wipe } from './helpers/etcd.js';
 import { DEFAULT_TEMPLATE_PATH } from '../src/adapters/haproxy/template.js';
@@ -36,7 +36,7 @@ interface Run {
   stderr: string;
 }
 
-function start(args: string[]): { child: ChildProcess; done: Promise<Run> } {
+function start(args: string[]): { child: ChildProcess; done: Promise<Run>; stderr: () => string } {
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -46,8 +46,14 @@ function start(args: string[]): { child: ChildProcess; done: Promise<Run> } {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-  return { child, done };
+  return { child, done, stderr: () => stderr };
 }
+
+/** waitFor, with the process's stderr so far in the failure: says why it did not get there. */
+const waitForProcess = <T>(proc: { stderr: () => string }, what: string, probe: Parameters<typeof waitFor<T>>[1]) =>
+  waitFor(what, probe, 20_000, 50).catch((err: unknown) => {
+    throw new Error(`${String(err)}\n--- process stderr:\n${proc.stderr().slice(-4000)}`);
+  });
 
 const run = (args: string[]) => start(args).done;
 
@@ -63,18 +69,32 @@ describe('switchyard agent / render / check (processes, real etcd + haproxy)', {
   let w1: HttpBackend;
   let w2: HttpBackend;
   let agent: ChildProcess | undefined;
+  let endpoint: string;
+  /** This test's HAProxy and registry, for afterEach (unset when they did not start). */
+  let owned: { hap?: TestHaproxy; registry?: EtcdRegistry; dir?: string } = {};
 
   const agentKey = () => raw.get(`${prefix}/switchyard/agents/cli-1`).string();
 
   beforeAll(async () => {
-    const endpoint = sharedEtcdEndpoint();
-    prefix = uniquePrefix('cli');
+    endpoint = sharedEtcdEndpoint();
     raw = new Etcd3({ hosts: endpoint });
-    registry = registryAt(endpoint, prefix);
-    [hap, w1, w2] = await Promise.all([startHaproxy(), startHttpBackend('web-1'), startHttpBackend('web-2')]);
+    [w1, w2] = await Promise.all([startHttpBackend('web-1'), startHttpBackend('web-2')]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([w1?.close(), w2?.close()]);
+    raw?.close();
+  });
+
+  // A fresh HAProxy (bootstrap config), registry prefix and config dir per test.
+  beforeEach(async () => {
+    owned = {};
+    prefix = uniquePrefix('cli');
+    registry = owned.registry = registryAt(endpoint, prefix);
+    hap = owned.hap = await startHaproxy();
     const port = await freePort();
     url = `http://127.0.0.1:${port}/`;
-    dir = await mkdtemp(join(tmpdir(), 'switchyard-cli-agent-'));
+    dir = owned.dir = await mkdtemp(join(tmpdir(), 'switchyard-cli-agent-'));
     await writeFile(join(dir, 'acl.yaml'), 'rules:\n  - allow: [help]\n    users: ["*"]\n');
     const config = (template?: string) =>
       [
@@ -98,23 +118,29 @@ describe('switchyard agent / render / check (processes, real etcd + haproxy)', {
     await writeFile(join(dir, 'broken.hbs'), 'global\n{{#each services}}\n  backend {{name}\n{{/each}}\n');
   });
 
-  afterAll(async () => {
+  afterEach(async () => {
     if (agent && agent.exitCode === null) agent.kill('SIGKILL');
-    await registry?.close();
-    await hap?.dispose();
-    await Promise.all([w1?.close(), w2?.close()]);
-    if (raw) {
-      await wipe(raw, `${prefix}/`);
-      raw.close();
-    }
-    if (dir) await rm(dir, { recursive: true, force: true });
+    agent = undefined;
+    await owned.registry?.close();
+    await owned.hap?.dispose();
+    if (owned.dir) await rm(owned.dir, { recursive: true, force: true });
+    owned = {};
+    await wipe(raw, `${prefix}/`);
   });
+
+  /** web-1 registered and applied by one `render --once`: HAProxy routes it. */
+  const web1Applied = async () => {
+    await registry.register('web', 'web-1', w1.address, { by: 'U1' });
+    const applied = await run(['render', '--once', '--config', configPath]);
+    expect(applied.code, applied.stderr).toBe(0);
+    await waitFor('web-1 routed', async () => (await httpGet(url).catch(() => undefined))?.body === 'web-1');
+  };
 
   it('`switchyard agent` converges a registration into HAProxy and withdraws its status on SIGTERM', async () => {
     const proc = start(['agent', '--config', configPath]);
     agent = proc.child;
     await registry.register('web', 'web-1', w1.address, { by: 'U1' });
-    await waitFor('web-1 routed through the agent process', async () => (await httpGet(url).catch(() => undefined))?.body === 'web-1', 20_000, 50);
+    await waitForProcess(proc, 'web-1 routed through the agent process', async () => (await httpGet(url).catch(() => undefined))?.body === 'web-1');
     const status = JSON.parse(await waitFor('status key', async () => (await agentKey()) ?? undefined)) as { agentId?: string; ok?: boolean };
     expect(status).toMatchObject({ agentId: 'cli-1', ok: true });
     agent.kill('SIGTERM');
@@ -125,6 +151,7 @@ describe('switchyard agent / render / check (processes, real etcd + haproxy)', {
   });
 
   it('`render --once --dry-run` prints the config and its check, and changes nothing', async () => {
+    await web1Applied();
     await registry.register('web', 'web-2', w2.address, { by: 'U1' });
     const before = await readFile(hap.config);
     const worker = await hap.workerPid();
@@ -139,6 +166,7 @@ describe('switchyard agent / render / check (processes, real etcd + haproxy)', {
   });
 
   it('`render --once` applies once and exits 0; `check` reports a broken template with file:line', async () => {
+    await registry.register('web', 'web-2', w2.address, { by: 'U1' });
     const applied = await run(['render', '--once', '--config', configPath]);
     expect(applied.stdout).toMatch(/^haproxy cli-1: (runtime|reload OK) .*\n$/);
     expect(applied.code).toBe(0);
@@ -178,16 +206,30 @@ describe('first boot: HAProxy not running yet (processes, real etcd + haproxy)',
     return v === null ? undefined : (JSON.parse(v) as { ok?: boolean; failure?: string; error?: string[] });
   };
   const tempFiles = async () => (await readdir(hap.dir)).filter((f) => f.endsWith('.tmp'));
+  let endpoint: string;
+  /** This test's HAProxy, registry and dir, for afterEach (unset when they did not start). */
+  let owned: { hap?: TestHaproxy; registry?: EtcdRegistry; dir?: string } = {};
 
   beforeAll(async () => {
-    const endpoint = sharedEtcdEndpoint();
-    prefix = uniquePrefix('boot');
+    endpoint = sharedEtcdEndpoint();
     raw = new Etcd3({ hosts: endpoint });
-    registry = registryAt(endpoint, prefix);
-    [hap, w1, w2] = await Promise.all([prepareHaproxy(), startHttpBackend('web-1'), startHttpBackend('web-2')]);
+    [w1, w2] = await Promise.all([startHttpBackend('web-1'), startHttpBackend('web-2')]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([w1?.close(), w2?.close()]);
+    raw?.close();
+  });
+
+  // Per test: a host on first boot — HAProxy prepared but not running, no haproxy.cfg yet.
+  beforeEach(async () => {
+    owned = {};
+    prefix = uniquePrefix('boot');
+    registry = owned.registry = registryAt(endpoint, prefix);
+    hap = owned.hap = await prepareHaproxy();
     const port = await freePort();
     url = `http://127.0.0.1:${port}/`;
-    dir = await mkdtemp(join(tmpdir(), 'switchyard-first-boot-'));
+    dir = owned.dir = await mkdtemp(join(tmpdir(), 'switchyard-first-boot-'));
     await writeFile(join(dir, 'acl.yaml'), 'rules:\n  - allow: [help]\n    users: ["*"]\n');
     const config = (template?: string) =>
       [
@@ -219,16 +261,14 @@ describe('first boot: HAProxy not running yet (processes, real etcd + haproxy)',
     await registry.register('web', 'web-1', w1.address, { by: 'U1' });
   });
 
-  afterAll(async () => {
+  afterEach(async () => {
     if (agent && agent.exitCode === null) agent.kill('SIGKILL');
-    await registry?.close();
-    await hap?.dispose();
-    await Promise.all([w1?.close(), w2?.close()]);
-    if (raw) {
-      await wipe(raw, `${prefix}/`);
-      raw.close();
-    }
-    if (dir) await rm(dir, { recursive: true, force: true });
+    agent = undefined;
+    await owned.registry?.close();
+    await owned.hap?.dispose();
+    if (owned.dir) await rm(owned.dir, { recursive: true, force: true });
+    owned = {};
+    await wipe(raw, `${prefix}/`);
   });
 
   it('`render --once` refuses a candidate haproxy -c rejects: exit 1, nothing written', async () => {
@@ -257,11 +297,10 @@ describe('first boot: HAProxy not running yet (processes, real etcd + haproxy)',
     const again = await run(['render', '--once', '--config', configPath]);
     expect(again.code).toBe(0);
     expect(again.stdout).toBe('haproxy boot-1: no change\n');
-    await hap.stop();
   });
 
   it('`switchyard agent` writes the file, reports "waiting for HAProxy" in its key, converges by runtime API once HAProxy starts; a template that does not parse on SIGHUP shows in its key', async () => {
-    await rm(hap.config, { force: true });
+    expect(existsSync(hap.config)).toBe(false);
     const proc = start(['agent', '--config', hupPath]);
     agent = proc.child;
     const waiting = await waitFor(

@@ -2,7 +2,7 @@
  * drain / undrain and the HAProxy half of status, through the router with an in-process
  * agent: real etcd, real HAProxy 2.6, loopback HTTP backends.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { agentRouter, type AgentRouter } from './helpers/agent-router.js';
 import { httpGet, startHttpBackend, waitFor, whoAnswers, type HttpBackend } from './helpers/haproxy.js';
 
@@ -16,6 +16,31 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
   let w2: HttpBackend;
 
   const scur = async (name: string) => (await fx.hap.runtime.showStat()).find((s) => s.backend === 'web' && s.name === name)?.scur;
+  const statusOf = async (name: string) => (await fx.hap.runtime.showStat()).find((s) => s.backend === 'web' && s.name === name)?.status;
+
+  /**
+   * Each test starts from exactly `backends` registered ready and UP in HAProxy (health
+   * checks passed), nothing else: no test depends on what another one left.
+   */
+  async function only(...backends: HttpBackend[]) {
+    const want = backends.map((b) => b.name).sort();
+    for (const i of (await fx.registry.list('web')).instances) await fx.registry.deregister('web', i.instance);
+    for (const b of backends) expect((await fx.run(`register web ${b.name} ${b.address}`)).ok).toBe(true);
+    await waitFor(
+      `HAProxy to have exactly ${want.join(', ')} UP`,
+      async () => {
+        const rows = (await fx.hap.runtime.showStat()).filter((r) => r.backend === 'web' && r.name !== 'BACKEND');
+        return JSON.stringify(rows.map((r) => `${r.name} ${r.status}`).sort()) === JSON.stringify(want.map((n) => `${n} UP`));
+      },
+      APPLIED_WITHIN_MS,
+    );
+  }
+
+  /** Drains through the registry (as another bot would) and waits until the agent has applied it. */
+  async function drained(name: string) {
+    await fx.registry.setState('web', name, 'drain', 'U0ONCALL');
+    await waitFor(`${name} DRAIN`, async () => (await statusOf(name)) === 'DRAIN', APPLIED_WITHIN_MS);
+  }
 
   beforeAll(async () => {
     [fx, w1, w2] = await Promise.all([agentRouter('lb-drain'), startHttpBackend('web-1'), startHttpBackend('web-2')]);
@@ -26,8 +51,13 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
     await Promise.all([w1?.close(), w2?.close()]);
   });
 
+  beforeEach(() => {
+    w1.release(); // a long request a failed test left open
+    w2.release();
+  });
+
   it('keeps a long request alive while new requests go elsewhere, and reports sessions reaching 0', async () => {
-    expect((await fx.run(`register web web-1 ${w1.address}`)).ok).toBe(true);
+    await only(w1);
     await waitFor('web-1 routed', async () => (await httpGet(fx.url).catch(() => undefined))?.body === 'web-1', APPLIED_WITHIN_MS);
     // The long request lands on web-1, the only server so far. It ends when the test releases
     // it; settled at once so that a failure shows as the assertion below, not as an unhandled
@@ -64,6 +94,8 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
   }, 180_000);
 
   it('refuses to drain the last ready instance without confirmation; unknown instances are E_NOT_FOUND', async () => {
+    await only(w1, w2);
+    await drained('web-1');
     const refused = await fx.run('drain web web-2');
     expect(refused).toMatchObject({ ok: false, code: 'E_CONFIRM_REQUIRED' });
     expect(refused.summary).toMatch(/web\/web-2 is the last ready instance of web/);
@@ -74,6 +106,19 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
   });
 
   it('status shows HAProxy state, sessions and the agents’ last apply; a garbage report is reported, not fatal', async () => {
+    await only(w1, w2);
+    const since = new Date().toISOString();
+    await drained('web-1');
+    // The agent's report of that apply (not of an earlier one) has reached etcd.
+    await waitFor(
+      'the agent to report the drain',
+      async () => {
+        const text = await fx.raw.get(`${fx.prefix}/switchyard/agents/lb-drain`).string();
+        const r = text ? (JSON.parse(text) as { at?: string; changes?: string[] }) : undefined;
+        return !!r && (r.at ?? '') >= since && (r.changes ?? []).includes('web-1 drain');
+      },
+      APPLIED_WITHIN_MS,
+    );
     await fx.raw.put(`${fx.prefix}/switchyard/agents/lb-bogus`).value('{"not":"a result"');
     const status = await fx.run('status web');
     expect(status.ok).toBe(true);
@@ -81,7 +126,7 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
     expect(web?.header.slice(-2)).toEqual(['haproxy', 'sessions']);
     const rowOf = (n: string) => web?.rows.find((r) => r[0] === n);
     expect(rowOf('web-1')?.slice(-2)).toEqual(['DRAIN', '0']);
-    expect(rowOf('web-2')?.slice(-2)).toEqual([expect.stringMatching(/^(UP|DOWN)$/), '0']);
+    expect(rowOf('web-2')?.slice(-2)).toEqual(['UP', '0']);
     const agents = status.tables?.find((t) => t.title?.startsWith('HAProxy agents'))?.table;
     expect(agents?.rows.find((r) => r[0] === 'lb-drain')?.slice(0, 3)).toEqual(['lb-drain', 'ok', expect.stringMatching(/^runtime web-1 drain in /)]);
     expect(agents?.rows.find((r) => r[0] === 'lb-bogus')?.slice(0, 3)).toEqual(['lb-bogus', '?', 'unreadable result']);
@@ -90,14 +135,18 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
   });
 
   it('undrain puts the instance back into rotation', async () => {
+    await only(w1, w2);
+    await drained('web-1');
     const reply = await fx.run('undrain web web-1');
     expect(reply).toMatchObject({ ok: true });
-    expect(reply.summary).toMatch(/^web\/web-1 set to ready: back in rotation \(haproxy lb-drain: (UP|DOWN)\)$/);
+    // Its health checks kept passing while it drained: back as UP, not DOWN.
+    expect(reply.summary).toBe('web/web-1 set to ready: back in rotation (haproxy lb-drain: UP)');
     await waitFor('web-1 answers again', async () => (await whoAnswers(fx.url, 4)).has('web-1'), APPLIED_WITHIN_MS);
     expect((await fx.run('undrain web web-1')).summary).toBe('web/web-1 is already ready');
   });
 
   it('without an agent in this process, drain reports the state change and says sessions cannot be observed', async () => {
+    await only(w1, w2);
     const reply = await fx.runWithoutAgent('drain web web-2 --timeout 1s');
     expect(reply).toMatchObject({ ok: true, summary: 'web/web-2 set to drain; the HAProxy agents take it out of rotation' });
     expect(reply.details?.join()).toMatch(/sessions cannot be observed from here/);

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { findOnPath } from './helpers/etcd.js';
 import { changeLines, feedPosts, occurrences, reportedChanges, sectionText, startReplica, until, type Replica } from './helpers/feed.js';
-import { startSlackStandIn, type SlackCall, type SlackStandIn } from './helpers/slack.js';
+import { newTs, startSlackStandIn, type SlackCall, type SlackStandIn } from './helpers/slack.js';
 import { makeWorkspace, ONCALL, OPS_CHANNEL, type Workspace } from './helpers/workspace.js';
 
 /** etcdctl txn with one put per line: all of them land at one revision. */
@@ -28,22 +28,39 @@ const accepted = (posts: SlackCall[], limited: SlackCall | undefined) => posts.f
 describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-in)', () => {
   let ws: Workspace;
   let standIn: SlackStandIn;
-  let bot: Replica;
+  let bot: Replica | undefined;
+  /** The ts the stand-in gave each accepted post, so a thread reply can be tied to its parent. */
+  let tsOf: Map<SlackCall, string>;
 
-  beforeAll(async () => {
+  // A bot, a registry and a channel of its own for each test: the counts and metrics below
+  // are this test's alone, whatever ran before.
+  beforeEach(async () => {
     ws = await makeWorkspace();
     standIn = await startSlackStandIn();
+    tsOf = new Map();
+    standIn.on('chat.postMessage', (c) => {
+      const ts = newTs();
+      tsOf.set(c, ts);
+      return { channel: c.body.channel, ts, message: { text: c.body.text, bot_id: standIn.botId } };
+    });
     bot = await startReplica({ configPath: ws.configPath, standIn });
-    await until('the feed poster to watch', () => bot.poster!.watching);
+    await until('the feed poster to watch', () => bot!.poster!.watching);
   });
 
-  afterAll(async () => {
+  const running = () => {
+    if (!bot) throw new Error('the bot did not start');
+    return bot;
+  };
+
+  afterEach(async () => {
     await bot?.stop();
+    bot = undefined;
     await standIn?.close();
     await ws?.dispose();
   });
 
   it('coalesces them into ≤ 3 messages that account for all 500, ≤ 1 a second, waiting out a 429', async () => {
+    const bot = running();
     standIn.rateLimit('chat.postMessage', 1, 1);
     const caller = { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' as const };
     const viaBot = Array.from({ length: 250 }, (_, i) => `w-${i}`);
@@ -52,7 +69,9 @@ describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-i
     const started = Date.now();
     await Promise.all([
       ...viaBot.map((name, i) =>
-        bot.runtime.router.dispatch({ text: `register web ${name} 10.0.${i >> 8}.${i & 255}:80`, caller }).then((r) => expect(r.ok).toBe(true)),
+        bot.runtime.router
+          .dispatch({ text: `register web ${name} 10.0.${i >> 8}.${i & 255}:80`, caller })
+          .then((r) => expect(r.ok, `${name}: ${r.summary}`).toBe(true)),
       ),
       ...viaClient.map((name, i) =>
         ws.etcd
@@ -116,8 +135,19 @@ describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-i
       expect(String(p.body.text).length).toBeGreaterThan(0);
       expect((p.body.blocks as unknown[]).length).toBeLessThanOrEqual(50);
     }
-    for (const t of ok.filter((p) => p.body.thread_ts !== undefined)) {
-      expect(top.some((p) => p.body.thread_ts === undefined && t.body.thread_ts)).toBe(true);
+    // Every thread reply answers a summary Slack accepted earlier (by the ts Slack gave it),
+    // and each summary's replies list exactly the changes it counts.
+    const replies = ok.filter((p) => p.body.thread_ts !== undefined);
+    expect(replies.length).toBeGreaterThan(0);
+    for (const t of replies) {
+      const parent = top.find((p) => tsOf.get(p) === t.body.thread_ts);
+      expect(parent, `no accepted top-level post has ts ${t.body.thread_ts}`).toBeDefined();
+      expect(parent!.at).toBeLessThanOrEqual(t.at);
+    }
+    for (const summary of top.filter((p) => reportedChanges(p) > 8)) {
+      const mine = replies.filter((t) => t.body.thread_ts === tsOf.get(summary));
+      const listed = [...occurrences(changeLines(mine), names).values()].reduce((n, c) => n + c, 0);
+      expect(listed).toBe(reportedChanges(summary));
     }
 
     const metrics = await bot.runtime.metrics.registry.metrics();
@@ -129,7 +159,17 @@ describe('#ops feed: a burst of 500 registry changes (real etcd, Web API stand-i
   });
 
   it('reports a deregistration with its command and user, a state change, and an HAProxy apply', async () => {
+    const bot = running();
     const caller = { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' as const };
+    // This test's own instances, reported before the changes it checks.
+    for (const [name, address] of [
+      ['w-1', '10.0.0.1:80'],
+      ['w-2', '10.0.0.2:80'],
+    ]) {
+      expect((await bot.runtime.router.dispatch({ text: `register web ${name} ${address}`, caller })).ok).toBe(true);
+    }
+    await until('the two registrations', () => feedPosts(standIn).reduce((n, p) => n + reportedChanges(p), 0) >= 2);
+    await bot.sink.idle();
     const before = feedPosts(standIn).length;
     expect((await bot.runtime.router.dispatch({ text: 'deregister web w-1', caller })).ok).toBe(true);
     await ws.etcd

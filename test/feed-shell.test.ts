@@ -35,8 +35,12 @@ describe('the #ops feed in switchyard shell (real etcd)', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const lines = stdout.split('\n');
-    const at = (s: string) => lines.indexOf(s);
-    expect(at('[ops] web/web-1 registered at 10.0.0.1:8080 — by U0ONCALL via register')).toBeGreaterThanOrEqual(0);
+    /** The line's index; a missing line fails here, so the order checks below compare real positions. */
+    const at = (s: string) => {
+      const i = lines.indexOf(s);
+      expect(i, `line not printed: ${s}\n--- stdout:\n${stdout}`).toBeGreaterThanOrEqual(0);
+      return i;
+    };
     expect(at('[ops] web/web-1 registered at 10.0.0.1:8080 — by U0ONCALL via register')).toBeLessThan(at('registered web/web-1 at 10.0.0.1:8080'));
     expect(at('[ops] web/web-1 removed (was at 10.0.0.1:8080) — by U0ONCALL via deregister')).toBeLessThan(at('deregistered web/web-1'));
     // The refused first deregister changed nothing, so it printed no [ops] line.

@@ -12,6 +12,7 @@ import { createEtcdRegistry, type EtcdRegistry } from '../src/adapters/etcd/regi
 import { configSchema, type Config } from '../src/config/schema.js';
 import type { FeedEvent } from '../src/core/feed.js';
 import type { Instance } from '../src/core/registry.js';
+import { logNotices } from '../src/app/orchestration.js';
 import type { OrchestratorDeps } from '../src/orchestrator/deps.js';
 import { EtcdServiceLocks } from '../src/orchestrator/lock.js';
 import type { ObservedHaproxy } from '../src/orchestrator/ports.js';
@@ -70,12 +71,14 @@ export async function orchestratorFixture(opts: FixtureOptions = {}) {
   const config: Config = configSchema.parse({
     etcd: { endpoints: [ws.endpoint] },
     registry: { prefix: ws.prefixes.services, switchyardPrefix: ws.prefixes.switchyard },
-    docker: { host, lockTtl: '2s', stopGrace: '2s', drainTimeout: '2s', startTimeout: '10s', lockWait: '20s', ...opts.docker },
+    // startTimeout is a liveness bound (a start takes ~0.5 s): a loaded engine must not fail a scale.
+    docker: { host, lockTtl: '2s', stopGrace: '2s', drainTimeout: '2s', startTimeout: '30s', lockWait: '20s', ...opts.docker },
     services,
   });
   const settings: OrchestratorSettings = { ...orchestratorSettings(config), drainGraceMs: 100, ...opts.settings };
   const registry: EtcdRegistry = createEtcdRegistry(config, { log: silent });
-  const engine: DockerEngine = createDockerEngine({ host, log: silent });
+  // A liveness bound per engine call (~0.1–1 s expected): a loaded engine must not fail a scale.
+  const engine: DockerEngine = createDockerEngine({ host, log: silent, requestTimeoutMs: 60_000 });
   const locks = new EtcdServiceLocks(registry.client, {
     keyOf: (s) => registry.layout.lockKey(s),
     ttlMs: settings.lockTtlMs,
@@ -84,12 +87,15 @@ export async function orchestratorFixture(opts: FixtureOptions = {}) {
   });
   const feed: FeedEvent[] = [];
   const feedSink = { publish: (e: FeedEvent) => void feed.push(e) };
+  // Notices go where production sends them, the log (logNotices); the fixture reads them there.
+  const notices: FeedEvent[] = [];
+  const noticeLog = pino({ level: 'info' }, { write: (line: string) => void notices.push(noticeOf(line)) });
   const deps: OrchestratorDeps = {
     registry,
     engine,
     locks,
     feed: feedSink,
-    notices: feedSink,
+    notices: logNotices(noticeLog),
     config,
     settings,
     log: silent,
@@ -108,7 +114,10 @@ export async function orchestratorFixture(opts: FixtureOptions = {}) {
     engine,
     locks,
     deps,
+    /** What the orchestrator publishes to the feed (reconcile reports, failed restarts). */
     feed,
+    /** Its notices (deaths, restarts), read back from the log they go to. */
+    notices,
     raw,
     owner: settings.owner,
     /** Run a command as the on-call user (progress lines collected). */
@@ -139,6 +148,11 @@ export async function orchestratorFixture(opts: FixtureOptions = {}) {
       await ws.dispose();
     },
   };
+}
+
+function noticeOf(line: string): FeedEvent {
+  const l = JSON.parse(line) as { kind: string; msg: string; time: number };
+  return { kind: l.kind, text: l.msg, at: new Date(l.time).toISOString() };
 }
 
 export type OrchestratorFixture = Awaited<ReturnType<typeof orchestratorFixture>>;

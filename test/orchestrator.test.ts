@@ -52,11 +52,12 @@ async function thenScaleToZero(services: string | string[], body: () => Promise<
   }
 }
 
-const died = (instance: string) => fx.feed.find((e) => e.kind === 'container.died' && e.text.startsWith(`web/${instance} `));
+const died = (instance: string) => fx.notices.find((e) => e.kind === 'container.died' && e.text.startsWith(`web/${instance} `));
 
 describe('death detection', () => {
   it('docker kill → the key goes (events stream, not reconcile) and the death is reported with exit code and signal', () =>
     thenScaleToZero('web', async () => {
+      const before = fx.feed.length;
       expect((await fx.run('scale web 2')).ok).toBe(true);
       const [victim, survivor] = await fx.containers('web');
       await fx.raw.getContainer(victim!.id).kill();
@@ -73,7 +74,7 @@ describe('death detection', () => {
       // Desired 2, running 1: the next reconcile says so.
       const report2 = await orch.reconciler.trigger('manual');
       expect(report2.services.find((s) => s.service === 'web')).toMatchObject({ desired: 2, running: 1 });
-      expect(fx.feed.some((e) => e.kind === 'reconcile' && e.text.includes('web: desired 2, running 1'))).toBe(true);
+      expect(fx.feed.slice(before).some((e) => e.kind === 'reconcile' && e.text.includes('web: desired 2, running 1'))).toBe(true);
     }));
 
   it('a container that exits by itself is reported with its own exit code', () =>
@@ -81,13 +82,13 @@ describe('death detection', () => {
       expect((await fx.run('scale flaky 1')).ok).toBe(true);
       const [c] = await fx.containers('flaky');
       await waitFor('the key to go', async () => (await fx.ws.instanceValue('flaky', c!.instance)) === null, DEATH_SEEN_MS);
-      const report = await waitFor('the report', () => fx.feed.find((e) => e.text.startsWith(`flaky/${c!.instance} deregistered`)), DEATH_SEEN_MS);
+      const report = await waitFor('the report', () => fx.notices.find((e) => e.text.startsWith(`flaky/${c!.instance} deregistered`)), DEATH_SEEN_MS);
       expect(report.text).toContain('container died (exit 7)');
     }));
 
   it('a scale-down is not a death: no report, no restart', () =>
     thenScaleToZero(['keep', 'web'], async () => {
-      const before = fx.feed.length;
+      const before = { feed: fx.feed.length, notices: fx.notices.length };
       expect((await fx.run('scale keep 1')).ok).toBe(true);
       expect((await fx.run('scale web 1')).ok).toBe(true);
       const [sentinel] = await fx.containers('web');
@@ -97,7 +98,8 @@ describe('death detection', () => {
       // so once a death that came after it is reported, that die has been handled too.
       await fx.raw.getContainer(sentinel!.id).kill();
       await waitFor('the later death to be reported', () => died(sentinel!.instance), DEATH_SEEN_MS);
-      expect(fx.feed.slice(before).filter((e) => e.kind.startsWith('container.') && e.text.startsWith('keep/'))).toEqual([]);
+      const news = [...fx.feed.slice(before.feed), ...fx.notices.slice(before.notices)];
+      expect(news.filter((e) => e.kind.startsWith('container.') && e.text.startsWith('keep/'))).toEqual([]);
       expect(await fx.containers('keep', true)).toEqual([]);
     }));
 
@@ -117,10 +119,10 @@ describe('death detection', () => {
       expect(replacement.name).toBe(`${victim!.instance}.r1`);
       expect(await httpGet(back.address)).toBe(replacement.id.slice(0, 12));
       expect(back.state?.by).toBe(`restart@${fx.owner}`);
-      expect(fx.feed.find((e) => e.kind === 'container.died' && e.text.startsWith(`keep/${victim!.instance} `))?.text).toMatch(
+      expect(fx.notices.find((e) => e.kind === 'container.died' && e.text.startsWith(`keep/${victim!.instance} `))?.text).toMatch(
         /restart: always, replacing it$/,
       );
-      expect(fx.feed.find((e) => e.kind === 'container.restarted')?.text).toBe(`keep/${victim!.instance} restarted (restart 1): running at ${back.address}`);
+      expect(fx.notices.find((e) => e.kind === 'container.restarted')?.text).toBe(`keep/${victim!.instance} restarted (restart 1): running at ${back.address}`);
 
       const status = await fx.run('status keep');
       expect(status.tables?.[0]?.table.header).toEqual([

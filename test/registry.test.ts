@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Etcd3, EtcdPermissionDeniedError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createEtcdClient, resolveEtcdSettings } from '../src/adapters/etcd/client.js';
 import { attemptDeadline, currentCallBudget, EtcdDeadlineError, type CallBudget } from '../src/adapters/etcd/deadline.js';
 import { describeEtcdError } from '../src/adapters/etcd/errors.js';
@@ -136,6 +136,18 @@ describe('EtcdRegistry on the shared etcd', () => {
     expect(await raw.getAll().prefix(`${prefix}/services/web/`).count()).toBe(0);
     expect(await raw.getAll().prefix(`${prefix}/switchyard/state/web/`).count()).toBe(0);
     expect(await reg.deregister('web', 'a')).toBe(false);
+  });
+
+  it('deregister with an address removes only a registration still at that address', async () => {
+    setup();
+    await reg.register('web', 'a', '10.0.0.2:80', { by: 'U1' });
+    // Someone acting on an older read (the instance was at 10.0.0.1) must not remove the newer registration.
+    expect(await reg.deregister('web', 'a', { address: '10.0.0.1:80' })).toBe(false);
+    expect(await raw.get(`${prefix}/services/web/a`).string()).toBe('10.0.0.2:80');
+    expect(await raw.get(`${prefix}/switchyard/state/web/a`).string()).not.toBeNull();
+    expect(await reg.deregister('web', 'a', { address: '10.0.0.2:80' })).toBe(true);
+    expect(await raw.get(`${prefix}/services/web/a`).string()).toBeNull();
+    expect(await raw.get(`${prefix}/switchyard/state/web/a`).string()).toBeNull();
   });
 
   it('keeps a drained instance drained when it re-registers, and updates weight only when given', async () => {
@@ -317,18 +329,36 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
     proxy = await startProxy(etcd.endpoint);
   });
   afterAll(async () => {
-    await handle?.close();
-    await Promise.all([writer?.close(), watched?.close()]);
     await proxy?.close();
     await etcd?.dispose();
   });
 
-  it('resumes a watch across an etcd restart without losing or repeating events', async () => {
-    prefix = uniquePrefix('restart');
+  // Per test: a prefix of its own, a writer and a watcher through the proxy. A test that
+  // fails half-way must not leave etcd down or the proxy blocked for the next one.
+  beforeEach(async () => {
+    prefix = uniquePrefix('outage');
     writer = registryAt(etcd.endpoint, prefix);
     watched = registryAt(proxy.endpoint, prefix);
     rec = new Recorder();
     handle = await watched.watch('', rec);
+  });
+  afterEach(async () => {
+    proxy.unblock();
+    if (etcd.pid === undefined) await etcd.start();
+    await handle?.close();
+    handle = undefined;
+    await Promise.all([writer?.close(), watched?.close()]);
+  });
+
+  /** Register instances and wait until the watcher has seen both keys of each. */
+  const registeredAndSeen = async (...instances: string[]) => {
+    for (const [i, name] of instances.entries()) await writer.register('web', name, `10.0.1.${i + 1}:80`, { by: 'U1' });
+    await until(`the watcher to see ${instances.join(', ')}`, () =>
+      instances.every((name) => rec.keys('put').some((k) => k === `${prefix}/services/web/${name}`)),
+    );
+  };
+
+  it('resumes a watch across an etcd restart without losing or repeating events', async () => {
     await writer.register('web', 'a', '10.0.0.1:80', { by: 'U1' });
     await until('web/a', () => rec.keys('put').length === 2);
 
@@ -372,6 +402,7 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
   });
 
   it('resyncs with reason "compacted" when the history it needs was compacted while disconnected', async () => {
+    await registeredAndSeen('b', 'c', 'd');
     const before = rec.resyncs.length;
     proxy.block();
     await writer.register('web', 'e', '10.0.0.5:80', { by: 'U1' });
@@ -397,7 +428,12 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
     // revision; etcd3's own resume starts after that stamp and loses the rest (measured:
     // 1000 of 3000 events arrive). Cut the stream right after the first batch.
     const p = uniquePrefix('backlog');
-    const bulkWriter = registryAt(etcd.endpoint, p);
+    // The backlog is scaffolding, not what is tested: written without the short deadline,
+    // which 250 puts at once can exceed on a loaded machine.
+    const bulkWriter = createEtcdRegistry(
+      { etcd: { endpoints: [etcd.endpoint], commandTimeout: 30_000 }, registry: { prefix: `${p}/services`, switchyardPrefix: `${p}/switchyard` } },
+      { log },
+    );
     const bulkWatched = registryAt(proxy.endpoint, p);
     const revisions = new Set<string>();
     let batches = 0;
@@ -434,6 +470,7 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
   });
 
   it('fails within etcd.commandTimeout with coded errors and an unhealthy report while etcd is down', async () => {
+    await writer.register('web', 'e', '10.0.0.5:80', { by: 'U1' });
     await etcd.kill();
     let t0 = Date.now();
     const h = await writer.health();
@@ -455,6 +492,8 @@ describe('EtcdRegistry when etcd goes away (private etcd)', () => {
   });
 
   it('resyncs when etcd comes back with less history than the watch has seen (data dir lost)', async () => {
+    // Revisions a fresh etcd will not have reached when it comes back empty.
+    await registeredAndSeen('x', 'y');
     const before = rec.resyncs.length;
     await etcd.stop();
     await rm(join(etcd.dataDir, 'member'), { recursive: true, force: true });
@@ -550,6 +589,10 @@ describe('EtcdRegistry on a 3-member cluster that loses quorum (private cluster)
   afterAll(async () => {
     await Promise.all(open.map((r) => r.close()));
     await cluster?.dispose();
+  });
+  // A test that fails half-way must not hand the next one a cluster without quorum.
+  afterEach(async () => {
+    await Promise.all((cluster?.members ?? []).filter((m) => m.pid === undefined).map((m) => m.start()));
   });
 
   it('fails each command of a runbook within commandTimeout naming the endpoints tried, half-writes nothing, and works again after recovery', async () => {

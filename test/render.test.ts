@@ -2,10 +2,10 @@
  * `render [--diff] [--apply]` through the router with an in-process agent: real etcd,
  * real HAProxy 2.6.
  */
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_TEMPLATE_PATH } from '../src/adapters/haproxy/template.js';
 import { agentRouter, type AgentRouter } from './helpers/agent-router.js';
 import { httpGet, startHttpBackend, waitFor, whoAnswers, type HttpBackend } from './helpers/haproxy.js';
@@ -15,19 +15,36 @@ const cells = (r: { tables?: { table: { header: string[]; rows: string[][] } }[]
 
 describe('render (real etcd + haproxy, in-process agent)', () => {
   let fx: AgentRouter;
+  /** The fixture this test started, for afterEach (unset when beforeEach failed before it). */
+  let owned: AgentRouter | undefined;
   let backends: HttpBackend[];
+  /** Each test's own copy of the template (in its own temp dir), its own HAProxy, agent and prefix. */
+  let dir: string | undefined;
   let template: string;
   let goodTemplate: string;
 
   beforeAll(async () => {
-    template = join(tmpdir(), `switchyard-render-${process.pid}.hbs`);
+    backends = await Promise.all([startHttpBackend('web-1'), startHttpBackend('web-2')]);
+  });
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'switchyard-render-'));
+    template = join(dir, 'haproxy.cfg.hbs');
     await copyFile(DEFAULT_TEMPLATE_PATH, template);
     goodTemplate = await readFile(template, 'utf8');
-    [fx, ...backends] = await Promise.all([agentRouter('lb-render', { template }), startHttpBackend('web-1'), startHttpBackend('web-2')]);
+    fx = await agentRouter('lb-render', { template });
+    owned = fx;
     await fx.registry.register('web', 'web-1', backends[0]!.address, { by: 'U1' });
     await waitFor('web-1 routed', async () => (await httpGet(fx.url).catch(() => undefined))?.body === 'web-1');
     // Traffic moves first; the agent writes the file right after.
     await waitFor('web-1 in the live file', async () => (await readFile(fx.hap.config, 'utf8')).includes(`server web-1 `));
+  });
+
+  afterEach(async () => {
+    await owned?.dispose();
+    owned = undefined;
+    if (dir) await rm(dir, { recursive: true, force: true });
+    dir = undefined;
   });
 
   /** The agent's last apply result as stored in etcd ({} when there is none). */
@@ -35,7 +52,6 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
     JSON.parse((await fx.raw.get(`${fx.prefix}/switchyard/agents/lb-render`).string()) ?? '{}') as { ok?: boolean; failure?: string; error?: string[] };
 
   afterAll(async () => {
-    await fx?.dispose();
     await Promise.all((backends ?? []).map((b) => b.close()));
   });
 
@@ -116,16 +132,28 @@ describe('render (real etcd + haproxy, in-process agent)', () => {
   });
 
   it('--apply with an invalid registry value applies the rest and names the skipped key', async () => {
-    const before = await readFile(fx.hap.config);
+    const [, w2] = backends as [HttpBackend, HttpBackend];
     await fx.raw.put(`${fx.prefix}/services/web/web-9`).value('999.1.1.1:80');
+    await fx.registry.register('web', 'web-2', w2.address, { by: 'U1' });
     const r = await fx.run('render --apply');
     expect(r).toMatchObject({ ok: true });
     expect(r.details?.join('\n')).toMatch(/skipped ".*\/services\/web\/web-9": value "999\.1\.1\.1:80" is not host:port/);
-    expect((await readFile(fx.hap.config)).equals(before)).toBe(true);
-    await fx.raw.delete().key(`${fx.prefix}/services/web/web-9`).exec();
+    // The valid registration beside it is applied: routed, and in the live file…
+    await waitFor('web-2 routed', async () => (await whoAnswers(fx.url, 4)).has('web-2'));
+    const live = await waitFor('web-2 in the live file', async () => {
+      const text = await readFile(fx.hap.config, 'utf8');
+      return text.includes(`server web-2 ${w2.address} `) ? text : undefined;
+    });
+    // …the invalid one is not, in any form.
+    expect(live).not.toContain('web-9');
+    expect(live).not.toContain('999.1.1.1');
+    expect(live).toContain(`server web-1 ${backends[0]!.address} `);
   });
 
   it('--apply of a changed template validates, writes and reloads through the agent', async () => {
+    await fx.registry.register('web', 'web-2', backends[1]!.address, { by: 'U1' });
+    await waitFor('web-2 routed', async () => (await whoAnswers(fx.url, 4)).has('web-2'));
+    await waitFor('web-2 in the live file', async () => (await readFile(fx.hap.config, 'utf8')).includes(`server web-2 `));
     const worker = await fx.hap.workerPid();
     await writeFile(template, goodTemplate.replace('defaults\n', 'defaults\n    # applied by render --apply\n'));
     const r = await fx.run('render --apply');

@@ -65,10 +65,15 @@ beforeAll(async () => {
   agent = await startAgent(agentConfig(fx.ws.endpoint, root, hap, 'lb-scale', { web: { listen: `127.0.0.1:${port}` } }), fx.registry);
 });
 
-/** Lets the held CGI request of container `id` answer. */
+/**
+ * Lets the held CGI request of container `id` answer. Waits until the file exists: a detached
+ * exec returns before its command has run, and a release that silently did not happen would
+ * hold the session for the whole drain timeout.
+ */
 async function release(id: string): Promise<void> {
   const exec = await fx.raw.getContainer(id).exec({ Cmd: ['/bin/busybox', 'touch', '/www/release'] });
   await exec.start({ Detach: true });
+  await waitFor('the release file to be written', async () => (await exec.inspect()).ExitCode === 0, ROUTED_WITHIN_MS, 50);
 }
 
 afterAll(async () => {
@@ -79,15 +84,19 @@ afterAll(async () => {
 
 describe('scale with HAProxy in the loop', () => {
   it('routed traffic follows 0→3→1→0', async () => {
-    await expectRouting([]);
-    expect((await fx.run('scale web 3')).ok).toBe(true);
-    await expectRouting((await fx.containers()).map((c) => c.id));
-    expect((await fx.run('scale web 1')).ok).toBe(true);
-    const [last] = await fx.containers();
-    await expectRouting([last!.id]);
-    expect((await fx.run('scale web 0 --yes')).ok).toBe(true);
-    await expectRouting([]);
-  });
+    try {
+      await expectRouting([]);
+      expect((await fx.run('scale web 3')).ok).toBe(true);
+      await expectRouting((await fx.containers()).map((c) => c.id));
+      expect((await fx.run('scale web 1')).ok).toBe(true);
+      const [last] = await fx.containers();
+      await expectRouting([last!.id]);
+      expect((await fx.run('scale web 0 --yes')).ok).toBe(true);
+      await expectRouting([]);
+    } finally {
+      await fx.run('scale web 0 --yes');
+    }
+  }, 120_000);
 
   it('scale-down drains: a session open on the instance finishes before its container stops', async () => {
     let held: string | undefined;
@@ -98,8 +107,10 @@ describe('scale with HAProxy in the loop', () => {
       await expectRouting([c!.id]);
       const lookup = serverLookup(() => hap.runtime.showStat());
       // Settled (never rejected) right away: its outcome is asserted below, after the
-      // scale-down, and must not surface as an unhandled rejection meanwhile.
-      const slow = get(`${url}cgi-bin/slow`, { timeoutMs: 120_000 }).then(
+      // scale-down, and must not surface as an unhandled rejection meanwhile. Its timeout
+      // outlasts the drain's, so a session held too long shows as the drain giving up
+      // ("stopping anyway"), not as two timeouts firing together.
+      const slow = get(`${url}cgi-bin/slow`, { timeoutMs: 150_000 }).then(
         (r) => r,
         (err: unknown) => err as Error,
       );
@@ -123,7 +134,7 @@ describe('scale with HAProxy in the loop', () => {
       if (held) await release(held).catch(() => undefined);
       await fx.run('scale web 0 --yes');
     }
-  }, 180_000);
+  }, 240_000);
 
   it('a killed container is taken out of HAProxy’s rotation', async () => {
     const orch = startOrchestrator(fx.deps);

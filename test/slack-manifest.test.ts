@@ -6,10 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { STATUS_SHORTCUT } from '../src/adapters/slack/feed-actions.js';
 import { EVENTS_PATH } from '../src/adapters/slack/front.js';
 
 interface Manifest {
-  features: { slash_commands: { command: string; url?: string }[] };
+  features: { slash_commands: { command: string; url?: string }[]; shortcuts?: { name: string; type: string; callback_id: string; description: string }[] };
   oauth_config: { scopes: { bot: string[] } };
   settings: {
     event_subscriptions: { request_url?: string; bot_events: string[] };
@@ -40,5 +41,17 @@ describe('Slack app manifests', () => {
     expect(socket.settings.event_subscriptions.bot_events).toEqual(http.settings.event_subscriptions.bot_events);
     expect(socket.settings.interactivity.is_enabled).toBe(true);
     expect(socket.features.slash_commands.map((c) => c.command)).toEqual(['/ops']);
+  });
+
+  it('both declare the message shortcut the bot answers (status_of_message)', async () => {
+    for (const name of ['slack-app-manifest.yaml', 'slack-app-manifest.socket.yaml']) {
+      const shortcuts = (await load(name)).features.shortcuts ?? [];
+      expect(
+        shortcuts.map((s) => [s.type, s.callback_id]),
+        name,
+      ).toEqual([['message', STATUS_SHORTCUT]]);
+      // Slack refuses the manifest over long fields.
+      for (const s of shortcuts) expect(s.description.length).toBeLessThanOrEqual(150);
+    }
   });
 });

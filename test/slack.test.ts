@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createSlackApp, type SlackApp } from '../src/adapters/slack/app.js';
 import { createSlackClient, feedClientSettings } from '../src/adapters/slack/client.js';
 import { SlackFeedSink } from '../src/adapters/slack/feed-sink.js';
@@ -21,7 +21,16 @@ class FakeDispatcher implements Dispatcher {
   delayMs = 0;
   progress: string[] = [];
   error: Error | undefined;
+  /** While set, dispatches wait here before they finish (see hold()). */
+  gate: Promise<void> | undefined;
   reply: (req: DispatchRequest) => Reply = (req) => ({ ok: true, summary: `did ${req.text}` });
+
+  /** Dispatches started from now on do not finish until the returned function is called. */
+  hold(): () => void {
+    let release!: () => void;
+    this.gate = new Promise<void>((r) => (release = r));
+    return release;
+  }
 
   async dispatch(req: DispatchRequest): Promise<Reply> {
     this.calls.push(req);
@@ -30,6 +39,7 @@ class FakeDispatcher implements Dispatcher {
       await sleep(5);
     }
     await sleep(this.delayMs);
+    await this.gate;
     this.finished++;
     if (this.error) throw this.error;
     return this.reply(req);
@@ -79,6 +89,7 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     dispatcher.delayMs = 0;
     dispatcher.progress = [];
     dispatcher.error = undefined;
+    dispatcher.gate = undefined;
   });
 
   it('verifies the bot token with auth.test at start-up, against SLACK_API_URL', () => {
@@ -184,16 +195,22 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
   });
 
   it('acks a slash command before a slow dispatch finishes, then answers at the response_url', async () => {
-    dispatcher.delayMs = 500;
+    // The dispatch cannot finish until released below: an ack that waited for it never comes.
+    const release = dispatcher.hold();
     const id = 'slash-slow';
-    const res = await postSlashCommand(events, SECRET, { text: 'status web', user_id: 'U123', channel_id: 'C0OPS', response_url: standIn.responseUrl(id) });
+    let res: Awaited<ReturnType<typeof postSlashCommand>>;
+    try {
+      res = await postSlashCommand(events, SECRET, { text: 'status web', user_id: 'U123', channel_id: 'C0OPS', response_url: standIn.responseUrl(id) });
+    } finally {
+      release();
+    }
     expect(res.status).toBe(200);
+    expect(dispatcher.calls.map((c) => c.text)).toEqual(['status web']);
     expect(dispatcher.finished).toBe(0);
-    expect(res.ms).toBeLessThan(500);
     expect(res.json).toMatchObject({ response_type: 'ephemeral' });
     expect((res.json as { text: string }).text).toContain('running `status web`');
 
-    const final = await standIn.waitFor((c) => c.kind === 'response' && c.method === id, 3000);
+    const final = await standIn.waitFor((c) => c.kind === 'response' && c.method === id, 5000);
     expect(dispatcher.finished).toBe(1);
     expect(final.body).toMatchObject({ replace_original: true, text: 'did status web' });
     expect(JSON.stringify(final.body.blocks)).toContain('did status web');
@@ -207,6 +224,7 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
         ? { channel: { id: 'D0BOTDM', is_im: true, user: 'U123' } }
         : { status: 200, body: { ok: false, error: 'channel_not_found' } },
     );
+    onTestFinished(() => standIn.on('conversations.info', (c) => ({ channel: { id: c.body.channel } })));
     await postSlashCommand(events, SECRET, {
       text: 'status in-dm',
       user_id: 'U123',
@@ -312,12 +330,21 @@ describe('Slack adapter (HTTP receiver against a Web API stand-in)', () => {
     dispatcher.delayMs = 50;
     const id = 'slash-progress';
     await postSlashCommand(events, SECRET, { text: 'scale api 3', user_id: 'U123', channel_id: 'C0OPS', response_url: standIn.responseUrl(id) });
-    await standIn.waitFor((c) => c.kind === 'response' && c.method === id && c.body.text === 'did scale api 3', 3000);
+    await standIn.waitFor((c) => c.kind === 'response' && c.method === id && c.body.text === 'did scale api 3', 5000);
     const posts = standIn.responses(id);
     // response_url takes 5 posts: at most 3 progress lines, then the result, always in place.
+    expect(posts.length).toBeGreaterThanOrEqual(2);
     expect(posts.length).toBeLessThanOrEqual(4);
     expect(posts.every((p) => p.body.replace_original === true && p.body.response_type === 'ephemeral')).toBe(true);
     expect(posts.at(-1)!.body.text).toBe('did scale api 3');
+    // The first line shows at once; later ones are the newest at each update, in order, none twice.
+    const shown = posts.slice(0, -1).map((p) => String(p.body.text));
+    expect(shown[0]).toBe('starting 3 containers');
+    const order = shown.map((t) => dispatcher.progress.indexOf(t));
+    expect(
+      order.every((i, k) => i >= 0 && (k === 0 || i > order[k - 1]!)),
+      `progress shown: ${JSON.stringify(shown)}`,
+    ).toBe(true);
   });
 
   it('posts a fresh reply when Slack refuses to update the progress message', async () => {

@@ -3,7 +3,7 @@
  * `set server … weight` (no reload), keeping a TTL registration's lease. Real etcd, real
  * HAProxy, an in-process agent.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agentRouter, type AgentRouter } from './helpers/agent-router.js';
 import { httpGet, startHttpBackend, waitFor, type HttpBackend } from './helpers/haproxy.js';
 
@@ -20,6 +20,12 @@ describe('weight (real etcd + haproxy, in-process agent)', () => {
   afterAll(async () => {
     await fx?.dispose();
     await w1?.close();
+  });
+
+  // Each test registers web-1 itself: none depends on what another one left.
+  afterEach(async () => {
+    await fx.registry.deregister('web', 'web-1').catch(() => undefined); // absent if the test failed before registering it
+    await waitFor('web-1 to leave HAProxy', async () => (await served('web-1')) === undefined);
   });
 
   it('changes the HAProxy weight at runtime, with no reload, and a TTL registration keeps its lease', async () => {
@@ -46,6 +52,8 @@ describe('weight (real etcd + haproxy, in-process agent)', () => {
   });
 
   it('keeps the drain state, refuses an unknown instance and a weight out of 0–256, and says when nothing changes', async () => {
+    expect((await fx.run(`register web web-1 ${w1.address}`)).ok).toBe(true);
+    expect((await fx.run('weight web web-1 10')).ok).toBe(true);
     expect((await fx.run('weight web web-1 10')).summary).toBe('web/web-1 already has weight 10');
     expect(await fx.run('weight web nope 5')).toMatchObject({ ok: false, code: 'E_NOT_FOUND' });
     expect(await fx.run('weight web web-1 257')).toMatchObject({ ok: false, code: 'E_BAD_ARGS' });

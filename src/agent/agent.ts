@@ -9,7 +9,6 @@
 import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { isSwitchyardError, SwitchyardError } from '../core/errors.js';
-import type { FeedSink } from '../core/feed.js';
 import type { Logger } from '../core/log.js';
 import { NAME_RE } from '../core/names.js';
 import type { Registry, RegistryEvent, WatchHandle } from '../core/registry.js';
@@ -52,8 +51,6 @@ export interface AgentOptions {
   removeGraceMs?: number;
   /** Health-check interval written for every server. Default 2 s. */
   checkInterMs?: number;
-  /** Each reported apply is also posted here as kind "haproxy.apply". */
-  feed?: FeedSink;
   onApply?: (result: ApplyResult) => void;
 }
 
@@ -249,7 +246,6 @@ export class HaproxyAgent {
     this.reportedOnce = true;
     this.lastReported = r;
     this.log[r.ok ? 'info' : 'warn']({ result: r }, formatApplyResult(r));
-    this.opts.feed?.publish({ kind: 'haproxy.apply', text: formatApplyResult(r), at: r.at });
     for (const l of this.listeners) {
       try {
         l(r);

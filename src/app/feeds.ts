@@ -89,6 +89,7 @@ function feedFilter(route: FeedRoute, mutes: EtcdFeedMutes, log: Logger): (chang
       log.warn({ err }, 'could not read feed mutes; posting unfiltered');
       return routed;
     }
-    return routed.filter((c) => c.kind === 'gap' || !muted.has(c.group));
+    // A mute's end is told even while another scope still mutes the service.
+    return routed.filter((c) => c.kind === 'gap' || c.kind === 'mute-ended' || !muted.has(c.group));
   };
 }

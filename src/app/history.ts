@@ -47,7 +47,8 @@ class HistoryOutlet implements FeedOutlet<Batch> {
   constructor(private readonly history: EtcdHistory) {}
 
   plan(items: FeedItem[]): Batch[] {
-    const changes = items.flatMap((i) => (i.change ? [i.change] : []));
+    // A feed mute running out is news for the feed, not a registry change.
+    const changes = items.flatMap((i) => (i.change && i.change.kind !== 'mute-ended' ? [i.change] : []));
     return changes.length ? [changes] : [];
   }
 
@@ -84,11 +85,14 @@ export function startHistoryRecorder(o: HistoryRecorderOptions): HistoryRecorder
     }),
     pacer,
     log,
+    duty: 'records the change history',
   });
   service.start();
   let trimming: Promise<number> | undefined;
+  // Trimming is paced (it can take a while over a backlog); stopping ends it between chunks.
+  const stopTrim = new AbortController();
   const trim = () => {
-    trimming ??= o.history.trim(o.retention).finally(() => (trimming = undefined));
+    trimming ??= o.history.trim(o.retention, Date.now(), stopTrim.signal).finally(() => (trimming = undefined));
     return trimming;
   };
   const timer = setInterval(() => {
@@ -104,6 +108,7 @@ export function startHistoryRecorder(o: HistoryRecorderOptions): HistoryRecorder
     trim,
     async stop() {
       clearInterval(timer);
+      stopTrim.abort();
       await service.stop();
       await trimming?.catch(() => undefined);
     },

@@ -35,6 +35,15 @@ export function buildOrchestration(opts: { config: Config; registry: EtcdRegistr
   const h = config.haproxy;
   const runtime = h && new HaproxyRuntime(h.adminSocket, { timeoutMs: 2000 });
   const haproxy = h && runtime ? { agentId: h.agentId ?? defaultAgentId(), lookup: serverLookup(() => runtime.showStat()) } : undefined;
-  const notices: FeedSink = { publish: (e) => log.info({ kind: e.kind }, e.text) };
+  const notices = logNotices(log);
   return { registry, engine, locks, feed, notices, config, settings, log, ...(haproxy ? { haproxy } : {}), ...(swarm ? { swarm } : {}) };
+}
+
+/**
+ * Where orchestrator notices (a death, a restart) go: the log only. #ops hears of a death
+ * through the deregistration's cause in etcd, which the feed poster reports once across
+ * replicas; posting the notice too would say it twice.
+ */
+export function logNotices(log: Logger): FeedSink {
+  return { publish: (e) => log.info({ kind: e.kind }, e.text) };
 }

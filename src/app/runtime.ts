@@ -1,3 +1,4 @@
+import { EtcdApprovalStore } from '../adapters/etcd/approvals.js';
 import { EtcdFeedMutes } from '../adapters/etcd/feed-mutes.js';
 import { EtcdHistory } from '../adapters/etcd/history.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../adapters/etcd/registry.js';
@@ -5,6 +6,8 @@ import { EtcdAgentReports } from '../agent/reports.js';
 import type { Secrets } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { AclStore } from '../core/acl-store.js';
+import { ApprovalGate } from '../core/approval.js';
+import { logAudit } from '../core/audit.js';
 import type { Facades } from '../core/facades.js';
 import type { FeedSink } from '../core/feed.js';
 import type { Logger } from '../core/log.js';
@@ -38,6 +41,8 @@ export interface Runtime {
   /** The etcd adapter itself (a Registry), for the feed, confirmations and agents. */
   registry: EtcdRegistry;
   acl: AclStore;
+  /** Two-person approval: requests in etcd, presses decided against the live ACL. */
+  approvals: ApprovalGate;
   metrics: Metrics;
   facades: Facades;
   plugins: readonly Plugin[];
@@ -93,7 +98,15 @@ export async function buildRuntime(opts: {
       onError: (err) => log.error({ err }, 'acl watcher failed'),
     });
     if (opts.watchAcl) acl.watch();
-    const router = new Router({ plugins, acl, facades, log, metrics });
+    const approvals: ApprovalGate = new ApprovalGate({
+      store: new EtcdApprovalStore(registry),
+      acl,
+      dispatcher: () => router,
+      audit: logAudit(log),
+      feed,
+      log: log.child({ component: 'approval' }),
+    });
+    const router: Router = new Router({ plugins, acl, facades, log, metrics, approvals });
     // Start hooks once everything loaded, before the first command is served.
     await loaded.start();
     const aclStore = acl;
@@ -102,6 +115,7 @@ export async function buildRuntime(opts: {
       router,
       registry,
       acl,
+      approvals,
       metrics,
       facades,
       plugins,

@@ -2,7 +2,8 @@ import { basename } from 'node:path';
 import picomatch from 'picomatch';
 import { isNode, isSeq, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ANY_SERVICE, type AclDecision, type AclEvaluator, type AclRequest } from './acl-types.js';
+import { ANY_SERVICE, describeApprovers, type AclDecision, type AclEvaluator, type AclRequest, type ApprovalRequirement } from './acl-types.js';
+import { parseDuration } from './names.js';
 import { parseYaml, type YamlResult } from './yaml-file.js';
 
 /**
@@ -59,6 +60,26 @@ const GROUP_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 const list = <T extends z.ZodType>(item: T, what: string) => z.array(item).min(1, `${what} must list at least one entry`);
 
+export const DEFAULT_APPROVAL_EXPIRY_MS = 15 * 60_000;
+const MIN_APPROVAL_EXPIRY_MS = 1000;
+// A pending approval lives on an etcd lease; a day is longer than anyone should wait on one.
+const MAX_APPROVAL_EXPIRY_MS = 24 * 3_600_000;
+
+const expiry = checked((s) => {
+  const ms = parseDuration(s);
+  if (ms === undefined) return `"${s}" is not a duration (write 30s, 15m, 1h)`;
+  if (ms < MIN_APPROVAL_EXPIRY_MS || ms > MAX_APPROVAL_EXPIRY_MS) return `"${s}" is out of range (1s to 24h)`;
+  return undefined;
+});
+
+const approvalSchema = z
+  .object({
+    groups: list(z.string().min(1), 'approval.groups'),
+    count: z.number().int().min(1).max(10).default(1),
+    expiry: expiry.optional(),
+  })
+  .strict();
+
 const ruleSchema = z
   .object({
     name: z.string().min(1).optional(),
@@ -68,10 +89,14 @@ const ruleSchema = z
     groups: list(z.string().min(1), 'groups').optional(),
     channels: list(channel, 'channels').optional(),
     services: list(serviceGlob, 'services').optional(),
+    approval: approvalSchema.optional(),
+    shell: z.literal('allow', { error: 'the only value is "allow" (leave shell out to refuse it in the shell)' }).optional(),
   })
   .strict()
   .superRefine((r, ctx) => {
     if (r.allow && r.deny) ctx.addIssue({ code: 'custom', message: 'a rule has allow or deny, not both' });
+    if (r.approval && r.deny) ctx.addIssue({ code: 'custom', path: ['approval'], message: 'approval: goes on allow rules (a deny refuses outright)' });
+    if (r.shell && !r.approval) ctx.addIssue({ code: 'custom', path: ['shell'], message: 'shell: allow only applies to a rule with approval:' });
     if (!r.allow && !r.deny) ctx.addIssue({ code: 'custom', message: 'a rule needs allow: or deny: (command names or "*")' });
     if (!r.users && !r.groups) ctx.addIssue({ code: 'custom', message: 'a rule needs users: or groups: ("*" is everyone)' });
   });
@@ -98,8 +123,32 @@ export const aclFileSchema = z
           ctx.addIssue({ code: 'custom', path: ['rules', i, 'groups', j], message: `unknown group "${g}" (define it under groups:)` });
         }
       });
+      const approval = rule.approval;
+      if (!approval) return;
+      let known = true;
+      approval.groups.forEach((g, j) => {
+        if (g !== EVERYONE && !Object.hasOwn(file.groups, g)) {
+          known = false;
+          ctx.addIssue({ code: 'custom', path: ['rules', i, 'approval', 'groups', j], message: `unknown group "${g}" (define it under groups:)` });
+        }
+      });
+      // A count no set of members can reach would leave every request waiting until it expires.
+      const members = approvers(approval.groups, file.groups);
+      if (known && members !== EVERYONE && members.size < approval.count) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'approval', 'count'],
+          message: `count ${approval.count} needs that many distinct approvers, but ${approval.groups.join(', ')} ${members.size === 1 ? 'has 1 member' : `have ${members.size} members`}`,
+        });
+      }
     });
   });
+
+/** Members of `groups` (as defined under `groups:`), or '*' when one of them is "*". */
+function approvers(groups: readonly string[], defined: Record<string, string[]>): Set<string> | typeof EVERYONE {
+  if (groups.includes(EVERYONE)) return EVERYONE;
+  return new Set(groups.flatMap((g) => defined[g] ?? []));
+}
 
 export type AclFile = z.output<typeof aclFileSchema>;
 export type AclRule = AclFile['rules'][number];
@@ -128,6 +177,7 @@ interface CompiledRule {
   channels?: ReadonlySet<string>;
   services?: (service: string) => boolean;
   label: string;
+  approval?: Omit<ApprovalRequirement, 'rule'>;
 }
 
 export class CompiledAcl implements AclEvaluator {
@@ -140,12 +190,32 @@ export class CompiledAcl implements AclEvaluator {
     return this.rules.length;
   }
 
+  /**
+   * Any matching deny refuses; otherwise a matching allow that asks for approval wins over
+   * one that does not (adding an approval rule only ever narrows); otherwise any matching
+   * allow permits. For `help` (ANY_SERVICE) an approval rule limited to some services does
+   * not outweigh a plain allow: the command may still run directly on the others.
+   */
   decide(req: AclRequest): AclDecision {
     let allowedBy: CompiledRule | undefined;
+    let approvalBy: CompiledRule | undefined;
+    let someServicesNeedApproval: CompiledRule | undefined;
     for (const rule of this.rules) {
       if (!matches(rule, req)) continue;
       if (rule.effect === 'deny') return { allowed: false, reason: `denied by ${rule.label}`, ruleIndex: rule.index };
-      allowedBy ??= rule;
+      if (!rule.approval) allowedBy ??= rule;
+      else if (req.service === ANY_SERVICE && rule.services) someServicesNeedApproval ??= rule;
+      else approvalBy ??= rule;
+    }
+    const needs = approvalBy ?? (allowedBy ? undefined : someServicesNeedApproval);
+    if (needs?.approval) {
+      const a = needs.approval;
+      return {
+        allowed: false,
+        reason: `needs approval by ${describeApprovers(a)} (${needs.label})`,
+        ruleIndex: needs.index,
+        approval: { ...a, rule: needs.label },
+      };
     }
     if (allowedBy) return { allowed: true, reason: `allowed by ${allowedBy.label}`, ruleIndex: allowedBy.index };
     return { allowed: false, reason: `no rule allows ${describeRequest(req)} (default deny)` };
@@ -182,6 +252,7 @@ function describeRule(rule: AclRule, index: number, line: number | undefined, fi
   }
   if (rule.channels) parts.push(`channels ${rule.channels.join(', ')}`);
   if (rule.services) parts.push(`services ${rule.services.join(', ')}`);
+  if (rule.approval) parts.push(`approval ${describeApprovers(rule.approval)}`);
   return `rule #${index + 1} (${parts.join('; ')})${at}`;
 }
 
@@ -197,6 +268,14 @@ export function compileAcl(parsed: AclFile, sourceLines?: readonly number[], fil
     const callers = new Set(rule.users ?? []);
     for (const g of rule.groups ?? []) for (const u of parsed.groups[g] ?? []) callers.add(u);
     const matchers = rule.services?.map((glob) => picomatch(glob));
+    const a = rule.approval;
+    const approval = a && {
+      groups: a.groups,
+      count: a.count,
+      expiryMs: a.expiry === undefined ? DEFAULT_APPROVAL_EXPIRY_MS : (parseDuration(a.expiry) ?? DEFAULT_APPROVAL_EXPIRY_MS),
+      shellAllowed: rule.shell === 'allow',
+      approvers: approvers(a.groups, parsed.groups),
+    };
     return {
       index,
       effect: rule.allow ? 'allow' : 'deny',
@@ -206,6 +285,7 @@ export function compileAcl(parsed: AclFile, sourceLines?: readonly number[], fil
       channels: rule.channels && new Set(rule.channels),
       services: matchers && ((s: string) => matchers.some((m) => m(s))),
       label: describeRule(rule, index, sourceLines?.[index], label),
+      ...(approval ? { approval } : {}),
     };
   });
   return new CompiledAcl(rules, Object.keys(parsed.groups).length);

@@ -1,8 +1,12 @@
 import type { Logger } from 'pino';
 import type { Caller } from './caller.js';
 
-/** `confirmation_needed`: refused until confirmed (--yes or a button); nothing was changed. */
-export type AuditResult = 'ok' | 'error' | 'denied' | 'invalid' | 'confirmation_needed';
+/**
+ * `confirmation_needed`: refused until confirmed (--yes or a button); `approval_needed`:
+ * recorded for others to approve; `expired`: an approval request nobody decided in time.
+ * Nothing was changed by any of the three.
+ */
+export type AuditResult = 'ok' | 'error' | 'denied' | 'invalid' | 'confirmation_needed' | 'approval_needed' | 'expired';
 
 /** One record per command, whatever happened to it: who, where, what, arguments, result, duration. */
 export interface AuditRecord {
@@ -17,6 +21,10 @@ export interface AuditRecord {
   result: AuditResult;
   code?: string;
   durationMs: number;
+  /** A command run on approval: who approved it. */
+  approvedBy?: readonly string[];
+  /** Records about an approval request: its id, and for presses the vote and what it did. */
+  approval?: { id: string; vote?: string; outcome: string; approvers?: readonly string[] };
 }
 
 export interface AuditSink {

@@ -9,6 +9,11 @@ export interface DispatchRequest {
   requestId?: string;
   /** Called with progress lines of long commands. */
   onProgress?: (text: string) => void;
+  /**
+   * Set only by the approval gate, after the compare-and-swap that approved the request:
+   * the command runs without asking again, the approvers in its audit record and feed line.
+   */
+  approval?: { id: string; approvers: readonly string[] };
 }
 
 /** What every front-end (Slack, shell) needs from the core. */

@@ -8,6 +8,11 @@ export const ERRORS = {
   E_BAD_ARGS: 'invalid arguments',
   E_DENIED: 'not allowed',
   E_CONFIRM_REQUIRED: 'confirmation required',
+  /** Refused: the command needs approval, and cannot get it here (the shell, a DM). */
+  E_APPROVAL_REQUIRED: 'approval required',
+  /** Not run yet: recorded for approval; the reply carries the request. */
+  E_APPROVAL_PENDING: 'waiting for approval',
+  E_APPROVAL_EXPIRED: 'approval request expired',
   E_NOT_FOUND: 'not found',
   E_CONFLICT: 'conflicting state',
   E_REGISTRY: 'registry (etcd) error',

@@ -31,6 +31,8 @@ export interface Cause {
   source?: string;
   /** A reason other than a command, e.g. "container died". */
   reason?: string;
+  /** A command run on approval: who approved it. */
+  approvedBy?: readonly string[];
 }
 
 // Ambient rather than a parameter: plugins call the registry port, which has no room for

@@ -13,7 +13,7 @@ export function createMetrics(opts: { defaults?: boolean } = {}) {
     feedProbe,
     commands: new Counter({
       name: 'switchyard_commands_total',
-      help: 'Commands by name and result (ok, error, denied, invalid, confirmation_needed)',
+      help: 'Commands by name and result (ok, error, denied, invalid, confirmation_needed, approval_needed)',
       labelNames: ['command', 'result'] as const,
       registers: [registry],
     }),

@@ -22,8 +22,10 @@ export interface CommandContext extends Facades {
   log: Logger;
   /** Report progress on a long command (Slack edits its message in place; the shell prints). */
   progress(text: string): void;
-  /** The commands this caller may run here (what `help` lists). */
+  /** The commands this caller may run here (what `help` lists), including those that need approval. */
   visibleCommands(): readonly CommandDef[];
+  /** For `help`: whether `command` needs others' approval before it runs for this caller here. */
+  approvalNeeded(command: string): { groups: readonly string[]; count: number } | undefined;
 }
 
 /**

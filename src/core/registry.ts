@@ -84,8 +84,11 @@ export interface EtcdHealth {
 
 export interface Registry {
   register(service: string, instance: string, address: string, opts: RegisterOptions): Promise<{ created: boolean }>;
-  /** Returns false if there was nothing to remove. */
-  deregister(service: string, instance: string): Promise<boolean>;
+  /**
+   * Returns false if there was nothing to remove. With `address`, only a registration still at
+   * that address is removed: a caller acting on what it read cannot undo a newer registration.
+   */
+  deregister(service: string, instance: string, opts?: { address?: string }): Promise<boolean>;
   list(service?: string): Promise<Listing>;
   get(service: string, instance: string): Promise<Instance | undefined>;
   setState(service: string, instance: string, state: InstanceState, by: string): Promise<void>;

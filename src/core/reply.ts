@@ -18,6 +18,8 @@ export interface Reply {
   tables?: { title?: string; table: Table }[];
   /** Machine-readable error code when ok=false. */
   code?: string;
+  /** Set by the router with E_APPROVAL_PENDING: the recorded request front-ends show for approval. */
+  approval?: { id: string };
 }
 
 export const ok = (summary: string, extra: Omit<Reply, 'ok' | 'summary'> = {}): Reply => ({ ok: true, summary, ...extra });

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { ANY_SERVICE, type AclEvaluator } from './acl-types.js';
+import { aclOutcome, ANY_SERVICE, describeApprovers, type AclDecision, type AclEvaluator, type ApprovalRequirement } from './acl-types.js';
+import type { ApprovalRequester } from './approval.js';
 import { bindArgs } from './args.js';
 import { logAudit, type AuditResult, type AuditSink } from './audit.js';
-import type { Caller } from './caller.js';
+import { DM, type Caller } from './caller.js';
 import type { Dispatcher, DispatchRequest } from './dispatch.js';
 import { SwitchyardError, type ErrorCode } from './errors.js';
 import { asReply, beforeDeadline, commandTimeoutMs } from './command-deadline.js';
@@ -23,6 +24,8 @@ export interface RouterDeps {
   log: Logger;
   audit?: AuditSink;
   metrics?: Metrics;
+  /** Where commands that need approval are recorded; without it they are refused. */
+  approvals?: ApprovalRequester;
 }
 
 const RESULT_OF: Partial<Record<ErrorCode, AuditResult>> = {
@@ -32,6 +35,7 @@ const RESULT_OF: Partial<Record<ErrorCode, AuditResult>> = {
   E_BAD_ARGS: 'invalid',
   // Not a failure: the command waits for a yes, and error-rate alerts must not count it.
   E_CONFIRM_REQUIRED: 'confirmation_needed',
+  E_APPROVAL_REQUIRED: 'denied',
 };
 
 /**
@@ -56,7 +60,13 @@ export class Router implements Dispatcher {
 
   /** Commands the caller could run (for some service): what `help` shows. */
   visibleCommands(caller: Caller): CommandDef[] {
-    return [...this.commands.values()].filter((cmd) => this.decide(caller, cmd, ANY_SERVICE).allowed);
+    return [...this.commands.values()].filter((cmd) => aclOutcome(this.decide(caller, cmd, ANY_SERVICE)) !== 'deny');
+  }
+
+  /** What approval `command` needs from this caller (for some service), if any: for `help`. */
+  approvalNeeded(caller: Caller, command: string): ApprovalRequirement | undefined {
+    const cmd = this.commands.get(command);
+    return cmd && this.decide(caller, cmd, ANY_SERVICE).approval;
   }
 
   async dispatch(req: DispatchRequest): Promise<Reply> {
@@ -68,6 +78,7 @@ export class Router implements Dispatcher {
     let args: unknown = req.text;
     let result: AuditResult = 'error';
     let code: string | undefined;
+    let approvalId: string | undefined;
     try {
       const words = tokenize(req.text);
       command = (words[0] ?? 'help').toLowerCase();
@@ -80,7 +91,9 @@ export class Router implements Dispatcher {
       const bound = bindArgs(cmd, words.slice(1));
       args = bound.args;
       const service = cmd.serviceArg ? (bound.args[cmd.serviceArg] as string | undefined) : undefined;
-      this.authorize(caller, cmd, service);
+      const decision = this.authorize(caller, cmd, service);
+      // The approval gate checked the ACL at the press that approved it.
+      const approved = req.approval !== undefined;
 
       const ctx: CommandContext = {
         ...this.deps.facades,
@@ -89,12 +102,14 @@ export class Router implements Dispatcher {
         log: log.child({ command: cmd.name }),
         progress: (text) => req.onProgress?.(text),
         visibleCommands: () => this.visibleCommands(caller),
+        approvalNeeded: (name) => this.approvalNeeded(caller, name),
       };
       // One deadline for the whole command: a plugin that hangs is cut off with a clear reply.
       const timeoutMs = commandTimeoutMs(cmd, bound.args);
       const deadline = { at: performance.now() + timeoutMs, ms: timeoutMs };
       const late = (err: unknown) => log.warn({ err, command: cmd.name }, 'command failed after its deadline');
-      if (cmd.needsConfirmation && !bound.yes) {
+      // Approvers approved exactly this command line: that is the explicit yes.
+      if (cmd.needsConfirmation && !bound.yes && !approved) {
         const confirm = cmd.needsConfirmation;
         const why = await beforeDeadline(cmd, deadline, () => confirm(ctx, bound.args), late);
         if (why) {
@@ -103,8 +118,30 @@ export class Router implements Dispatcher {
           });
         }
       }
-      // Registry writes made by the handler carry who ran which command (for the #ops feed).
-      const cause = { by: caller.userId, command: cmd.name, requestId, source: caller.source };
+      if (decision.approval && !approved && !(caller.source === 'shell' && decision.approval.shellAllowed)) {
+        // Confirmation came first: what is recorded is what the requester already said yes to.
+        const id = await this.requestApproval(req.text.trim(), cmd, service, caller, decision, decision.approval);
+        approvalId = id;
+        result = 'approval_needed';
+        code = 'E_APPROVAL_PENDING';
+        const r = decision.approval;
+        return {
+          ok: false,
+          summary: `${req.text.trim()} needs approval by ${describeApprovers(r)} before it runs: request ${id} is waiting`,
+          details: [`why: ${decision.reason}`],
+          code,
+          approval: { id },
+        };
+      }
+      // Registry writes made by the handler carry who ran which command (for the #ops feed);
+      // an approved run also carries its approvers.
+      const cause = {
+        by: caller.userId,
+        command: cmd.name,
+        requestId,
+        source: approved ? 'approval' : caller.source,
+        ...(req.approval ? { approvedBy: [...req.approval.approvers] } : {}),
+      };
       const reply = asReply(await withCause(cause, () => beforeDeadline(cmd, deadline, () => cmd.handler(ctx, bound.args), late)));
       result = reply.ok ? 'ok' : 'error';
       code = reply.code;
@@ -132,6 +169,8 @@ export class Router implements Dispatcher {
         result,
         ...(code ? { code } : {}),
         durationMs,
+        ...(req.approval ? { approvedBy: [...req.approval.approvers], approval: { id: req.approval.id, outcome: 'ran' } } : {}),
+        ...(approvalId ? { approval: { id: approvalId, outcome: 'requested' } } : {}),
       });
       // Label cardinality stays bounded: unknown words are counted under one label.
       const label = known ? command : 'unknown';
@@ -149,11 +188,38 @@ export class Router implements Dispatcher {
     });
   }
 
-  private authorize(caller: Caller, cmd: CommandDef, service: string | typeof ANY_SERVICE | undefined): void {
+  /** Throws E_DENIED unless the decision allows the command, directly or with approval. */
+  private authorize(caller: Caller, cmd: CommandDef, service: string | typeof ANY_SERVICE | undefined): AclDecision {
     const decision = this.decide(caller, cmd, service);
-    if (decision.allowed) return;
+    if (aclOutcome(decision) !== 'deny') return decision;
     const on = typeof service === 'string' ? ` on ${service}` : '';
     throw new SwitchyardError('E_DENIED', `you may not run ${cmd.name}${on} here: ${decision.reason}`);
+  }
+
+  /** Records the pending request; throws E_APPROVAL_REQUIRED where no approval can be asked for. */
+  private async requestApproval(
+    text: string,
+    cmd: CommandDef,
+    service: string | undefined,
+    caller: Caller,
+    decision: AclDecision,
+    requirement: ApprovalRequirement,
+  ): Promise<string> {
+    const on = service !== undefined ? ` on ${service}` : '';
+    const refuse = (why: string) => new SwitchyardError('E_APPROVAL_REQUIRED', `${cmd.name}${on} ${decision.reason}; ${why}: nothing was changed`);
+    if (caller.source === 'shell') throw refuse('approvals are given in Slack, so the shell refuses it');
+    // Approvers cannot see a direct conversation with the bot.
+    if (caller.channel === DM) throw refuse('ask in a channel where the approvers can see the request');
+    if (!this.deps.approvals) throw refuse('approvals are not available here');
+    const record = await this.deps.approvals.request({
+      text,
+      command: cmd.name,
+      ...(service !== undefined ? { service } : {}),
+      caller,
+      requirement,
+      why: decision.reason,
+    });
+    return record.id;
   }
 
   private unknownCommand(word: string, caller: Caller): SwitchyardError {

@@ -33,7 +33,9 @@ export function causeText(cause: ChangeCause, st: Style): string {
       if (cause.by.startsWith('watch@') && cause.reason) return `by ${st.text(cause.by)} (${st.text(cause.reason)})`;
       const by = `by ${st.user(cause.by)}`;
       const via = cause.command ? ` via ${st.code(cause.command)}` : '';
-      return cause.reason ? `(${st.text(cause.reason)}) ${by}${via}` : `${by}${via}`;
+      // "— by @U1 via scale, approved by @U2": the second person is part of who did it.
+      const approved = cause.approvedBy?.length ? `, approved by ${cause.approvedBy.map((u) => st.user(u)).join(', ')}` : '';
+      return cause.reason ? `(${st.text(cause.reason)}) ${by}${via}${approved}` : `${by}${via}${approved}`;
     }
     case 'lease': {
       const w = cause.watcher;
@@ -76,7 +78,7 @@ export function summaryLines(changes: readonly FeedChange[], st: Style): string[
   const groups = new Map<string, FeedChange[]>();
   const gaps: string[] = [];
   for (const c of changes) {
-    if (c.kind === 'gap') {
+    if (c.kind === 'gap' || c.kind === 'mute-ended') {
       gaps.push(changeLine(c, st));
       continue;
     }

@@ -64,6 +64,8 @@ export function routeFilter(route: FeedRoute): (c: FeedChange) => boolean {
   return (c) => {
     // A gap concerns every feed: without it, silence would look like nothing happened.
     if (c.kind === 'gap') return true;
+    // A mute's end goes where the mute applied.
+    if (c.kind === 'mute-ended') return c.muteScope === undefined || c.muteScope === 'all' || c.muteScope === route.channel;
     if (!route.kinds.includes(changeKind(c))) return false;
     if (quiet.has('ttl-refresh') && c.leased && (c.kind === 'added' || (c.kind === 'removed' && c.cause.kind === 'lease'))) return false;
     if (quiet.has('applies') && c.kind === 'apply' && !c.problem) return false;

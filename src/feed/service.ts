@@ -37,6 +37,11 @@ export interface FeedServiceOptions {
    * mute applies to what is still queued; what it leaves out still moves the position.
    */
   filter?: (changes: FeedChange[]) => Promise<FeedChange[]>;
+  /**
+   * What the elected replica does, for its log lines ("this replica now <duty>"). Default
+   * "posts the #ops feed"; the history recorder runs on this service too and must not claim that.
+   */
+  duty?: string;
 }
 
 export class FeedService {
@@ -51,10 +56,12 @@ export class FeedService {
   private stopped = false;
   private readonly log: Logger;
   private readonly retry: { minMs: number; maxMs: number };
+  private readonly duty: string;
 
   constructor(private readonly o: FeedServiceOptions) {
     this.log = o.log.child({ component: 'feed' });
     this.retry = o.retry ?? { minMs: 500, maxMs: 5000 };
+    this.duty = o.duty ?? 'posts the #ops feed';
   }
 
   /** True while this replica is the poster. */
@@ -107,7 +114,7 @@ export class FeedService {
     if (this.stopped) return;
     this.term = term;
     this.o.metrics?.feedLeader.set(1);
-    this.log.info({ replica: term.replica }, 'this replica now posts the #ops feed');
+    this.log.info({ replica: term.replica }, `this replica now ${this.duty}`);
     for (let attempt = 0; this.term === term && !this.stopped; attempt++) {
       try {
         const { position, current } = await this.o.position.read();
@@ -140,7 +147,7 @@ export class FeedService {
     this.term = undefined;
     this.o.metrics?.feedLeader.set(0);
     const dropped = this.o.pacer.dropChanges();
-    this.log.info({ why, left: dropped }, 'this replica no longer posts the #ops feed');
+    this.log.info({ why, left: dropped }, `this replica no longer ${this.duty}`);
     const watch = this.watch;
     this.watch = undefined;
     await watch?.close();

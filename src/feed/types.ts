@@ -1,17 +1,18 @@
 import type { FeedEvent } from '../core/feed.js';
 import type { ApplyResult } from '../core/apply-result.js';
+import type { InstanceState } from '../core/registry.js';
 
 /**
  * One registry change as the #ops feed tells it. Built from the watch (never from the code
  * that made the change), so changes made by etcdctl, lease expiry or another replica are
  * reported the same way as our own.
  */
-export type ChangeKind = 'added' | 'removed' | 'moved' | 'state' | 'weight' | 'desired' | 'apply' | 'agent-gone' | 'invalid' | 'gap';
+export type ChangeKind = 'added' | 'removed' | 'moved' | 'state' | 'weight' | 'desired' | 'apply' | 'agent-gone' | 'invalid' | 'gap' | 'mute-ended';
 
 /** Why it happened. */
 export type ChangeCause =
   /** Written by switchyard: a command (who, which), or a reason such as "container died". */
-  | { kind: 'switchyard'; by: string; command?: string; requestId?: string; source?: string; reason?: string; at?: string }
+  | { kind: 'switchyard'; by: string; command?: string; requestId?: string; source?: string; reason?: string; approvedBy?: readonly string[]; at?: string }
   /**
    * Deleted by etcd when the keys' lease ran out or was revoked; `watcher` when it was a
    * `switchyard watch` lease (crashed or cut off from etcd; `stopped`: it stopped cleanly).
@@ -43,6 +44,10 @@ export interface FeedChange {
   apply?: ApplyResult;
   /** The instance's registration is (or was) on a TTL lease: it comes and goes by itself. */
   leased?: boolean;
+  /** The registered instance the change leaves in place (not set for removals): what feed buttons act on. */
+  instance?: { service: string; instance: string; state?: InstanceState };
+  /** Set for kind 'mute-ended': the feed the mute applied to (a channel ID, or 'all'). */
+  muteScope?: string;
 }
 
 /** What waits in the pacer: a registry change, or another event published to the feed. */

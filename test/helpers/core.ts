@@ -1,5 +1,6 @@
 import pino from 'pino';
 import type { AclEvaluator, AclRequest } from '../../src/core/acl-types.js';
+import type { ApprovalRequester } from '../../src/core/approval.js';
 import type { AuditRecord } from '../../src/core/audit.js';
 import type { Caller } from '../../src/core/caller.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
@@ -24,7 +25,7 @@ export const shellCaller = (userId = 'U1', channel = 'dm'): Caller => ({ userId,
  */
 export function routerOver(
   sources: Omit<FacadeSources, 'log' | 'config' | 'feed'> & { config?: Config; feed?: FacadeSources['feed'] },
-  opts: { acl?: AclEvaluator; audit?: (r: AuditRecord) => void; metrics?: ReturnType<typeof createMetrics> } = {},
+  opts: { acl?: AclEvaluator; audit?: (r: AuditRecord) => void; metrics?: ReturnType<typeof createMetrics>; approvals?: ApprovalRequester } = {},
 ) {
   const log = pino({ level: 'silent' });
   const facades = buildFacades({ feed: { publish: () => {} }, config: configSchema.parse({ etcd: {} }), ...sources, log });
@@ -35,6 +36,7 @@ export function routerOver(
     log,
     audit: { record: (r) => opts.audit?.(r) },
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.approvals ? { approvals: opts.approvals } : {}),
   });
 }
 

@@ -20,7 +20,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer, connect, type Socket } from 'node:net';
 import { splice } from './net.js';
@@ -165,13 +165,114 @@ async function waitReady(state: DockerdState, timeoutMs: number): Promise<void> 
   }
 }
 
-export async function startDockerd(opts: { startTimeoutMs?: number } = {}): Promise<DockerdProcess> {
+/**
+ * Beside each engine's files: which process answers for it. An engine whose owner is gone
+ * was left by an interrupted run, and the next run's setup stops it (sweepStaleEngines).
+ */
+const OWNER_FILE = 'owner.json';
+const DIR_PREFIX = 'sy-dockerd-';
+
+interface OwnerRecord {
+  ownerPid: number;
+  state: DockerdState;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Stop an engine from a process that is about to exit: a detached shell outlives it and does
+ * what stopDockerd does (SIGTERM, SIGKILL after 20 s, then whatever still names the engine's
+ * directory — containerd and its shims — unmount, bridge, directory). Synchronous to start,
+ * so it can run from an 'exit' handler.
+ */
+export function reapInBackground(state: DockerdState): void {
+  const script = [
+    'd="$1"; pid="$2"; br="$3"',
+    'ours() { grep -qF "$d" "/proc/$1/cmdline" 2>/dev/null; }',
+    'if ours "$pid"; then kill -TERM "$pid"; i=0; while ours "$pid" && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; kill -KILL "$pid" 2>/dev/null; fi',
+    // This shell names the directory too: it must not kill itself.
+    'for p in /proc/[0-9]*; do q=$(basename "$p"); [ "$q" = "$$" ] || ! ours "$q" || kill -KILL "$q" 2>/dev/null; done',
+    'sleep 0.5',
+    'awk -v d="$d" \'$5 == d || index($5, d "/") == 1 { print $5 }\' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done',
+    'ip link del "$br" 2>/dev/null',
+    'rm -rf "$d"',
+  ].join('\n');
+  const child = spawn('/bin/sh', ['-c', script, 'reap', state.dir, String(state.pid), state.bridge], { detached: true, stdio: 'ignore' });
+  child.once('error', () => undefined); // nothing more can be done from an exiting process
+  child.unref();
+}
+
+/**
+ * Until `isDone()`, an exit of this process (normal, or SIGINT/SIGTERM/SIGHUP, which would
+ * otherwise skip 'exit' handlers) stops the engine in the background. Returns the remover.
+ */
+function reapOnExit(state: () => DockerdState | undefined): () => void {
+  const onExit = () => {
+    const st = state();
+    if (st) reapInBackground(st);
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  const onSignal = (sig: NodeJS.Signals) => {
+    remove();
+    onExit();
+    // Whatever else listens (vitest) still hears it; without other listeners this ends the process as the signal would.
+    if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  };
+  const remove = () => {
+    process.removeListener('exit', onExit);
+    for (const sig of signals) process.removeListener(sig, onSignal);
+  };
+  process.once('exit', onExit);
+  for (const sig of signals) process.once(sig, onSignal);
+  return remove;
+}
+
+async function writeOwner(state: DockerdState, ownerPid: number): Promise<void> {
+  const record: OwnerRecord = { ownerPid, state };
+  await writeFile(join(state.dir, `${OWNER_FILE}.tmp`), JSON.stringify(record));
+  await rename(join(state.dir, `${OWNER_FILE}.tmp`), join(state.dir, OWNER_FILE));
+}
+
+/**
+ * Stop the engines (and remove the bridges and directories) that interrupted runs left: each
+ * engine directory whose owner process is gone. Engines of live runs — other checkouts,
+ * other users of this machine — are left alone, as are directories without an owner record
+ * younger than a minute (an engine still being set up).
+ */
+export async function sweepStaleEngines(base = tmpdir()): Promise<string[]> {
+  const swept: string[] = [];
+  for (const name of await readdir(base).catch(() => [] as string[])) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const dir = join(base, name);
+    const record = await readFile(join(dir, OWNER_FILE), 'utf8').then(
+      (t) => JSON.parse(t) as OwnerRecord,
+      () => undefined,
+    );
+    if (!record || alive(record.ownerPid) || record.state.dir !== dir) continue;
+    try {
+      await stopDockerd(record.state);
+      swept.push(dir);
+    } catch {
+      // Still mounted or busy: the next run tries again.
+    }
+  }
+  return swept;
+}
+
+export async function startDockerd(opts: { startTimeoutMs?: number; ownerPid?: number } = {}): Promise<DockerdProcess> {
   const bin = findBinary('dockerd');
   if (!bin) throw new Error(DOCKERD_NOT_FOUND);
   if (process.getuid?.() !== 0) throw new Error('a private dockerd needs root (or set SWITCHYARD_TEST_DOCKER_HOST to an engine you run)');
   if (!findBinary('ip')) throw new Error('the "ip" command is needed for the test bridge: apt-get install -y iproute2');
   // Short path: containerd's socket lives under exec-root and unix socket paths max out at 108 bytes.
-  const dir = await mkdtemp(join(tmpdir(), 'sy-dockerd-'));
+  const dir = await mkdtemp(join(tmpdir(), DIR_PREFIX));
   let bridge: string | undefined;
   try {
     bridge = await createBridge();
@@ -193,11 +294,16 @@ export async function startDockerd(opts: { startTimeoutMs?: number } = {}): Prom
     '--log-level=warn',
   ];
   const state: DockerdState = { pid: 0, dir, socket, bridge, args };
-  const proc = new LocalDockerd(bin, state);
+  const ownerPid = opts.ownerPid ?? process.pid;
+  // An engine this process answers for goes with it, however it ends; one owned by another
+  // process (the run-wide engine, owned by the vitest main process) is that process's to stop.
+  const proc = new LocalDockerd(bin, state, ownerPid === process.pid ? reapOnExit(() => (state.pid ? state : undefined)) : () => undefined);
   try {
     // The trust key would otherwise land in /etc/docker; keep everything in our directory.
     await writeFile(join(dir, 'daemon.json'), JSON.stringify({ 'deprecated-key-path': join(dir, 'key.json') }));
+    await writeOwner(state, ownerPid); // before the spawn: a crash from here on leaves a record to sweep
     state.pid = spawnDockerd(bin, state);
+    await writeOwner(state, ownerPid);
     await waitReady(state, opts.startTimeoutMs ?? 30_000);
     return proc;
   } catch (err) {
@@ -211,6 +317,7 @@ class LocalDockerd implements DockerdProcess {
   constructor(
     private readonly bin: string,
     readonly state: DockerdState,
+    private readonly forgetExitHook: () => void,
   ) {}
 
   get host(): string {
@@ -224,6 +331,8 @@ class LocalDockerd implements DockerdProcess {
   async restart(): Promise<void> {
     await terminate(this.state);
     this.state.pid = spawnDockerd(this.bin, this.state);
+    const record = JSON.parse(await readFile(join(this.state.dir, OWNER_FILE), 'utf8')) as OwnerRecord;
+    await writeOwner(this.state, record.ownerPid);
     await waitReady(this.state, 30_000);
   }
 
@@ -231,6 +340,7 @@ class LocalDockerd implements DockerdProcess {
     if (this.stopped) return;
     this.stopped = true;
     await stopDockerd(this.state);
+    this.forgetExitHook();
   }
 }
 
@@ -294,6 +404,8 @@ export async function stopDockerd(state: DockerdState): Promise<void> {
 
 const STATE_FILE = 'state.json';
 const ERROR_FILE = 'error.json';
+const OWNER_PID_FILE = 'owner.pid';
+const RUN_DIR_PREFIX = 'sy-docker-run-';
 let cachedHost: Promise<string> | undefined;
 
 /**
@@ -323,7 +435,9 @@ async function resolveSharedHost(): Promise<string> {
   }
   if (leader) {
     try {
-      const d = await startDockerd();
+      // Owned by the vitest main process, whose teardown stops it; a worker may come and go.
+      const owner = Number(await readFile(join(runDir, OWNER_PID_FILE), 'utf8').catch(() => ''));
+      const d = await startDockerd(owner > 0 ? { ownerPid: owner } : {});
       await writeFile(`${stateFile}.tmp`, JSON.stringify(d.state));
       await rename(`${stateFile}.tmp`, stateFile);
       return d.host;
@@ -341,15 +455,45 @@ async function resolveSharedHost(): Promise<string> {
   }
 }
 
-/** vitest globalSetup: prepares the coordination directory; starts nothing by itself. */
+/** Coordination directories of runs whose main process is gone. */
+async function sweepStaleRunDirs(base = tmpdir()): Promise<void> {
+  for (const name of await readdir(base).catch(() => [] as string[])) {
+    if (!name.startsWith(RUN_DIR_PREFIX)) continue;
+    const dir = join(base, name);
+    const owner = Number(await readFile(join(dir, OWNER_PID_FILE), 'utf8').catch(() => ''));
+    if (owner > 0 && !alive(owner)) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * vitest globalSetup: prepares the coordination directory; starts nothing by itself. First
+ * stops what interrupted runs left (a root dockerd, its bridge, its directories), and makes
+ * sure an interrupted run of its own leaves nothing either.
+ */
 export async function setup(project: TestProject): Promise<void> {
   const external = process.env.SWITCHYARD_TEST_DOCKER_HOST;
-  sharedRunDir = external ? undefined : await mkdtemp(join(tmpdir(), 'sy-docker-run-'));
+  if (!external && process.getuid?.() === 0) {
+    await sweepStaleEngines();
+    await sweepStaleRunDirs();
+  }
+  sharedRunDir = external ? undefined : await mkdtemp(join(tmpdir(), RUN_DIR_PREFIX));
+  if (sharedRunDir) {
+    const runDir = sharedRunDir;
+    await writeFile(join(runDir, OWNER_PID_FILE), String(process.pid));
+    forgetExitHook = reapOnExit(() => {
+      try {
+        return JSON.parse(readFileSync(join(runDir, STATE_FILE), 'utf8')) as DockerdState;
+      } catch {
+        return undefined; // no engine was started, or teardown has stopped it
+      }
+    });
+  }
   project.provide('dockerExternalHost', external || undefined);
   project.provide('dockerRunDir', sharedRunDir);
 }
 
 let sharedRunDir: string | undefined;
+let forgetExitHook: () => void = () => undefined;
 
 /** vitest globalSetup teardown: stops the shared engine if a worker started one. */
 export async function teardown(): Promise<void> {
@@ -358,6 +502,7 @@ export async function teardown(): Promise<void> {
   const stateFile = join(runDir, STATE_FILE);
   if (existsSync(stateFile)) await stopDockerd(JSON.parse(await readFile(stateFile, 'utf8')) as DockerdState);
   await rm(runDir, { recursive: true, force: true });
+  forgetExitHook();
 }
 
 // ---------------------------------------------------------------------------------------

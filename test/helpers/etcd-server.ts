@@ -3,8 +3,9 @@
  * (which runs outside the test context) can use it. Test files import test/helpers/etcd.ts.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import { freePort, splice } from './net.js';
 import { tmpdir } from 'node:os';
@@ -37,7 +38,35 @@ export function findOnPath(bin: string): string | undefined {
   return undefined;
 }
 
-async function healthy(endpoint: string): Promise<boolean> {
+/** Serve clients over TLS (`https://` endpoint); PEM file paths. */
+export interface EtcdTls {
+  ca: string;
+  cert: string;
+  key: string;
+  /** Refuse clients without a certificate signed by `ca` (--client-cert-auth). */
+  clientCertAuth?: boolean;
+}
+
+/** Over TLS, etcd's /health is asked with the same CA and, when required, a client certificate. */
+function healthyTls(endpoint: string, tls: EtcdTls): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      `${endpoint}/health`,
+      { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key), timeout: 500 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(/"health":\s*"true"/.test(body)));
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false)); // not listening yet
+    req.end();
+  });
+}
+
+async function healthy(endpoint: string, tls?: EtcdTls): Promise<boolean> {
+  if (tls) return healthyTls(endpoint, tls);
   try {
     const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(500) });
     const body = (await res.json()) as { health?: string };
@@ -53,7 +82,7 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /** Start a private single-member etcd on random loopback ports. */
-export async function startEtcd(opts: { startTimeoutMs?: number } = {}): Promise<EtcdProcess> {
+export async function startEtcd(opts: { startTimeoutMs?: number; tls?: EtcdTls } = {}): Promise<EtcdProcess> {
   const bin = findOnPath('etcd');
   if (!bin) throw new Error(ETCD_NOT_FOUND);
   // tmpfs when available: etcd fsyncs every write, and that dominates test time on disks.
@@ -63,7 +92,7 @@ export async function startEtcd(opts: { startTimeoutMs?: number } = {}): Promise
   // them; a failed start with fresh ports is retried a few times.
   for (let attempt = 1; ; attempt++) {
     const [clientPort, peerPort] = [await freePort(), await freePort()];
-    const proc = new LocalEtcd(bin, dataDir, clientPort, peerPort, opts.startTimeoutMs ?? 15_000);
+    const proc = new LocalEtcd(bin, dataDir, clientPort, peerPort, opts.startTimeoutMs ?? 15_000, undefined, opts.tls);
     try {
       await proc.start();
       return proc;
@@ -100,8 +129,9 @@ class LocalEtcd implements EtcdProcess {
     peerPort: number,
     private readonly startTimeoutMs: number,
     member?: ClusterMember,
+    private readonly tls?: EtcdTls,
   ) {
-    this.endpoint = `http://127.0.0.1:${clientPort}`;
+    this.endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     const name = member?.name ?? 'test';
     this.args = [
@@ -116,6 +146,8 @@ class LocalEtcd implements EtcdProcess {
       '--logger=zap',
       '--log-outputs=stderr',
       '--log-level=error',
+      ...(tls ? [`--cert-file=${tls.cert}`, `--key-file=${tls.key}`, `--trusted-ca-file=${tls.ca}`] : []),
+      ...(tls?.clientCertAuth ? ['--client-cert-auth'] : []),
     ];
   }
 
@@ -141,7 +173,7 @@ class LocalEtcd implements EtcdProcess {
     const spawnError = new Promise<never>((_, reject) => child.once('error', reject));
     spawnError.catch(() => undefined); // observed through the race below
     const deadline = Date.now() + this.startTimeoutMs;
-    while (!(await Promise.race([healthy(this.endpoint), spawnError]))) {
+    while (!(await Promise.race([healthy(this.endpoint, this.tls), spawnError]))) {
       if (child.exitCode !== null || child.signalCode !== null) {
         this.forget();
         throw new Error(`etcd exited during start (${child.exitCode ?? child.signalCode}): ${this.stderr.trim()}`);

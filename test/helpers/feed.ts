@@ -8,12 +8,14 @@ import pino from 'pino';
 import { EtcdConfirmationStore } from '../../src/adapters/etcd/confirmations.js';
 import { EtcdDeduper } from '../../src/adapters/etcd/dedupe.js';
 import { createSlackApp, type SlackApp } from '../../src/adapters/slack/app.js';
+import { SlackApprovals } from '../../src/adapters/slack/approval.js';
 import { createSlackClient, feedClientSettings } from '../../src/adapters/slack/client.js';
 import { SlackFeedSink } from '../../src/adapters/slack/feed-sink.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Logger } from '../../src/core/log.js';
 import type { FeedService } from '../../src/feed/service.js';
 import { startFeedPoster } from '../../src/app/feed.js';
+import { feedActionSources } from '../../src/app/feed-actions.js';
 import { buildRuntime, type Runtime } from '../../src/app/runtime.js';
 import type { SlackCall, SlackStandIn } from './slack.js';
 
@@ -44,6 +46,8 @@ export interface ReplicaOptions {
   /** Socket Mode ping timeout, also the reconnect delay step (default 5000 ms). */
   socketPingTimeoutMs?: number;
   confirmTtlMs?: number;
+  /** With `slack`: how often the approval expiry sweep runs (default 5 s). */
+  approvalSweepMs?: number;
   log?: Logger;
 }
 
@@ -72,9 +76,16 @@ export async function startReplica(o: ReplicaOptions): Promise<Replica> {
       ? undefined
       : startFeedPoster({ registry: runtime.registry, pacer: sink.pacer, log, metrics: runtime.metrics, ttlSec: o.ttlSec ?? 2, replica: token });
   let slack: SlackApp | undefined;
+  let approvals: SlackApprovals | undefined;
   let events = '';
   let base = '';
   if (o.slack) {
+    approvals = new SlackApprovals({
+      gate: runtime.approvals,
+      client: createSlackClient('xoxb-bot', { apiUrl: o.standIn.apiUrl, retryConfig: { retries: 0 } }, log),
+      log,
+      ...(o.approvalSweepMs !== undefined ? { sweepMs: o.approvalSweepMs } : {}),
+    }).start();
     slack = createSlackApp({
       dispatcher: runtime.router,
       log,
@@ -86,6 +97,8 @@ export async function startReplica(o: ReplicaOptions): Promise<Replica> {
       host: '127.0.0.1',
       metricsRegistry: runtime.metrics.registry,
       confirmations: new EtcdConfirmationStore(runtime.registry),
+      approvals,
+      feedActions: feedActionSources(runtime),
       deduper: new EtcdDeduper(runtime.registry),
       ...(o.confirmTtlMs !== undefined ? { confirmTtlMs: o.confirmTtlMs } : {}),
       health: async () => ({ ok: true }),
@@ -106,6 +119,7 @@ export async function startReplica(o: ReplicaOptions): Promise<Replica> {
       if (stopped) return;
       stopped = true;
       await slack?.stop();
+      await approvals?.stop();
       await poster?.stop();
       await sink.stop();
       await runtime.close();

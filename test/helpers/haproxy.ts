@@ -17,6 +17,7 @@ import { HaproxyMaster } from '../../src/adapters/haproxy/master.js';
 import { HaproxyRuntime } from '../../src/adapters/haproxy/runtime.js';
 import { createEtcdRegistry, type EtcdRegistry } from '../../src/adapters/etcd/registry.js';
 import type { ApplyResult } from '../../src/core/apply-result.js';
+import { formatApplyResult } from '../../src/agent/format.js';
 import type { HaproxyAgent } from '../../src/agent/agent.js';
 import { createHaproxyAgent } from '../../src/app/agent.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
@@ -378,6 +379,7 @@ export function agentConfig(
 export interface RunningAgent {
   agent: HaproxyAgent;
   results: ApplyResult[];
+  /** Each reported apply in the agent's own words (its log line; formatApplyResult). */
   feed: string[];
 }
 
@@ -403,8 +405,12 @@ export async function startAgent(config: Config, registry: EtcdRegistry, extra: 
     removeGraceMs: 2000,
     statusTtlSeconds: 2,
     retry: extra.retry ?? { minMs: 50, maxMs: 400 },
-    onApply: (r) => results.push(r),
-    feed: { publish: (e) => feed.push(e.text) },
+    // No feed sink, as in production: applies reach #ops through the agent's key in etcd.
+    // `feed` holds the line the agent logs for each reported apply.
+    onApply: (r) => {
+      results.push(r);
+      feed.push(formatApplyResult(r));
+    },
   });
   await agent.start();
   return { agent, results, feed };

@@ -200,8 +200,8 @@ export interface SlackStandIn {
   responseUrl(id?: string): string;
   /** Resolves with the first call (past or future) matching; rejects after timeoutMs. */
   waitFor(predicate: (call: SlackCall) => boolean, timeoutMs?: number): Promise<SlackCall>;
-  /** Override the answer for one API method (e.g. an error, or conversations.info data). */
-  on(method: string, answer: (call: SlackCall) => StandInAnswer): void;
+  /** Override the answer for one API method (e.g. an error, or conversations.info data); a promise holds the answer back until it settles. */
+  on(method: string, answer: (call: SlackCall) => StandInAnswer | Promise<StandInAnswer>): void;
   /** Answer the next `times` calls of `method` with 429 and Retry-After: retryAfterSec. */
   rateLimit(method: string, retryAfterSec: number, times?: number): void;
   close(): Promise<void>;
@@ -220,7 +220,7 @@ export async function startSlackStandIn(opts: StandInOptions = {}): Promise<Slac
   const botId = opts.botId ?? 'B0BOT';
   const teamId = opts.teamId ?? 'T0TEAM';
   const calls: SlackCall[] = [];
-  const overrides = new Map<string, (call: SlackCall) => StandInAnswer>();
+  const overrides = new Map<string, (call: SlackCall) => StandInAnswer | Promise<StandInAnswer>>();
   const limits = new Map<string, { retryAfterSec: number; left: number }>();
   const waiters = new Set<{ predicate: (c: SlackCall) => boolean; resolve: (c: SlackCall) => void }>();
 
@@ -273,7 +273,7 @@ export async function startSlackStandIn(opts: StandInOptions = {}): Promise<Slac
     }
     const override = overrides.get(method);
     if (override) {
-      const answer = override(call);
+      const answer = await override(call);
       if (isFullAnswer(answer)) return send(res, answer.status, answer.body, answer.headers);
       return send(res, 200, { ok: true, ...answer });
     }
@@ -400,5 +400,39 @@ export function actionPayload(f: ActionFields): Record<string, unknown> {
 /** POST a Block Kit button press (block_actions) to `url`, signed like Slack's interactivity requests. */
 export async function postAction(url: string, secret: string, f: ActionFields, opts: SignOptions = {}): Promise<PostResult> {
   const form = new URLSearchParams({ payload: JSON.stringify(actionPayload(f)) });
+  return post(url, form.toString(), 'application/x-www-form-urlencoded', secret, opts);
+}
+
+export interface ShortcutFields {
+  userId: string;
+  callbackId: string;
+  responseUrl: string;
+  /** The message the shortcut was used on. */
+  message: Record<string, unknown>;
+  channelId?: string;
+}
+
+/** A message shortcut (message_action) on `message`, as Slack sends it. */
+export function messageShortcutPayload(f: ShortcutFields): Record<string, unknown> {
+  const channel = f.channelId ?? 'C0OPS';
+  const ts = typeof f.message.ts === 'string' ? f.message.ts : newTs();
+  return {
+    type: 'message_action',
+    token: 'legacy-verification-token',
+    action_ts: String(Date.now() / 1000),
+    team: { id: 'T0TEAM', domain: 'example' },
+    user: { id: f.userId, name: 'display-name-not-an-id', team_id: 'T0TEAM' },
+    channel: { id: channel, name: 'ops' },
+    callback_id: f.callbackId,
+    trigger_id: `${Date.now()}.${randomUUID()}`,
+    message_ts: ts,
+    message: { type: 'message', ts, ...f.message },
+    response_url: f.responseUrl,
+  };
+}
+
+/** POST a message shortcut to `url`, signed like Slack's interactivity requests. */
+export async function postShortcut(url: string, secret: string, f: ShortcutFields, opts: SignOptions = {}): Promise<PostResult> {
+  const form = new URLSearchParams({ payload: JSON.stringify(messageShortcutPayload(f)) });
   return post(url, form.toString(), 'application/x-www-form-urlencoded', secret, opts);
 }

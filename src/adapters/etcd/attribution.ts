@@ -22,6 +22,7 @@ const causeSchema = z.object({
   requestId: z.string().optional(),
   source: z.string().optional(),
   reason: z.string().optional(),
+  approvedBy: z.array(z.string()).max(20).optional(),
   at: z.string(),
 });
 
@@ -36,6 +37,7 @@ export function encodeCause(cause: Cause, at: Date): string {
     ...(cause.requestId !== undefined ? { requestId: clip(cause.requestId)! } : {}),
     ...(cause.source !== undefined ? { source: clip(cause.source)! } : {}),
     ...(cause.reason !== undefined ? { reason: clip(cause.reason)! } : {}),
+    ...(cause.approvedBy?.length ? { approvedBy: cause.approvedBy.slice(0, 20).map((u) => u.slice(0, MAX_FIELD)) } : {}),
     at: at.toISOString(),
   };
   return JSON.stringify(rec);

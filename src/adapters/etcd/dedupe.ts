@@ -8,6 +8,7 @@ import { EtcdLeaseInvalidError } from 'etcd3';
 import { z } from 'zod';
 import type { ClaimResult, RequestDeduper, SeenRecord } from '../../core/dedupe.js';
 import { SwitchyardError } from '../../core/errors.js';
+import { withinDeadline } from './deadline.js';
 import { toRegistryError } from './errors.js';
 import { putOp, rangeOp, unchanged } from './ops.js';
 import type { EtcdRegistry } from './registry.js';
@@ -146,13 +147,16 @@ export class EtcdDeduper implements RequestDeduper {
         const keys = pending.flatMap((w) => w.keys);
         let res: Awaited<ReturnType<EtcdRegistry['client']['kv']['txn']>>;
         try {
-          res = await this.registry.client.kv.txn(
-            {
+          // Within the claim's deadline but without a gRPC deadline of our own: the client
+          // splits what is left into short attempts over the endpoints, so a member that cannot
+          // answer (killed, or a follower while a new leader is elected) costs a slice of the
+          // budget and the next endpoint is tried, instead of the first attempt taking it all.
+          res = await withinDeadline(deadline - this.now(), () =>
+            this.registry.client.kv.txn({
               compare: keys.map((k) => unchanged(k, undefined)),
               success: pending.flatMap((w) => w.keys.map((k) => putOp(k, JSON.stringify(w.record), lease.id))),
               failure: keys.map((k) => rangeOp(k)),
-            },
-            { deadline },
+            }),
           );
         } catch (err) {
           // A lease revoked or expired under us (etcd restored from a snapshot, a clock
@@ -202,9 +206,9 @@ export class EtcdDeduper implements RequestDeduper {
         return this.currentLease(deadline);
       });
     }
-    const granted = this.registry.client.leaseClient
-      .leaseGrant({ TTL: this.ttlSec + this.shareSec, ID: 0 }, { deadline })
-      .then((res) => ({ id: res.ID, until: now + this.shareSec * 1000 }));
+    const granted = withinDeadline(deadline - now, () => this.registry.client.leaseClient.leaseGrant({ TTL: this.ttlSec + this.shareSec, ID: 0 })).then(
+      (res) => ({ id: res.ID, until: now + this.shareSec * 1000 }),
+    );
     this.lease = granted;
     // A failed grant must not stick: the next claim asks again.
     granted.catch(() => {

@@ -19,6 +19,13 @@ import { formatDuration } from '../../core/names.js';
 import { EtcdDeadlineError } from './deadline.js';
 
 const SOCKET_ERRORS = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)\b/;
+/**
+ * TLS handshake failures, which gRPC reports as "No connection established" like a dead
+ * endpoint: named, with the setting to look at, so a wrong CA does not read as an outage.
+ */
+const TLS_SERVER_UNTRUSTED =
+  /(unable to verify the first certificate|self[- ]signed certificate(?: in certificate chain)?|unable to get local issuer certificate|certificate has expired|Hostname\/IP does not match certificate's altnames)/i;
+const TLS_CLIENT_REFUSED = /alert (bad certificate|bad cert|certificate required|unknown ca|certificate expired)/i;
 
 /** A short, stack-free description of an etcd3 error, for messages and health output. */
 export function describeEtcdError(raw: unknown): string {
@@ -33,6 +40,10 @@ export function describeEtcdError(raw: unknown): string {
   if (err instanceof EtcdPermissionDeniedError) return 'permission denied';
   if (err instanceof EtcdAuthenticationFailedError || err instanceof GRPCUnauthenticatedError) return 'authentication failed';
   const message = err instanceof Error ? err.message : String(err);
+  const untrusted = TLS_SERVER_UNTRUSTED.exec(message);
+  if (untrusted) return `TLS handshake failed: ${untrusted[1]} (is etcd.tls.ca the CA that signed etcd's certificate?)`;
+  const refused = TLS_CLIENT_REFUSED.exec(message);
+  if (refused) return `TLS handshake failed: etcd refused the client certificate (${refused[1]}; check etcd.tls.cert and etcd.tls.key)`;
   // The socket error is the useful part of gRPC's "14 UNAVAILABLE: No connection
   // established. Last error: Error: connect ECONNREFUSED …" — shown, not branched on.
   const socket = SOCKET_ERRORS.exec(message);

@@ -5,6 +5,7 @@
  * outside switchyard. A re-registration that changes nothing but the lease and the time
  * (a TTL refresh) is not a change worth telling.
  */
+import { z } from 'zod';
 import { NAME_RE } from '../../core/names.js';
 import type { RegistryEvent, StateRecord } from '../../core/registry.js';
 import { parseApplyResult } from '../../core/apply-result.js';
@@ -52,6 +53,9 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
   const feedDir = layout.feedDir();
   // The history records changes; its own writes are not changes to record or post.
   const historyDir = layout.historyDir();
+  // A mute's end is news (its start is announced by the command that set it).
+  const muteDir = `${feedDir}mute/`;
+  const mutes: RegistryEvent[] = [];
   let cause: ChangeCause | undefined;
   const instances = new Map<string, InstanceEvents>();
   const desired = new Map<string, RegistryEvent>();
@@ -70,6 +74,11 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
       out.relevant = true;
       const rec = ev.type === 'put' ? decodeCause(ev.value) : undefined;
       if (rec) cause = { kind: 'switchyard', ...rec };
+      continue;
+    }
+    if (ev.key.startsWith(muteDir) && ev.type === 'delete') {
+      out.relevant = true;
+      mutes.push(ev);
       continue;
     }
     if (ev.key.startsWith(feedDir) || ev.key.startsWith(historyDir)) continue;
@@ -111,8 +120,12 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
   for (const e of instances.values()) {
     const change = instanceChange(e);
     const leased = Boolean(e.svc && (e.svc.type === 'put' ? e.svc.lease : e.svc.prevLease));
-    if (change) push(leased ? { ...change, leased } : change, (e.svc ?? e.st)!);
+    if (change) push(withInstance(leased ? { ...change, leased } : change, e), (e.svc ?? e.st)!);
     else out.unchanged++;
+  }
+  for (const ev of mutes) {
+    const change = muteEnded(layout, ev, cause);
+    if (change) out.changes.push(change);
   }
   for (const [service, ev] of desired) push(desiredChange(service, ev), ev);
   for (const [agent, ev] of agents) {
@@ -140,6 +153,44 @@ function interpretRevision(layout: KeyLayout, events: RegistryEvent[], out: Inte
 }
 
 type Draft = Omit<FeedChange, 'revision' | 'cause'>;
+
+/** What feed buttons act on: an instance the change leaves registered, in its state if this revision says. */
+function withInstance(d: Draft, e: InstanceEvents): Draft {
+  if (d.kind !== 'added' && d.kind !== 'moved' && d.kind !== 'state' && d.kind !== 'weight') return d;
+  const st = e.st?.type === 'put' ? decodeState(e.st.value) : undefined;
+  const state = st && !isProblem(st) ? st.state : e.st?.type === 'delete' || d.kind === 'added' ? 'ready' : undefined;
+  return { ...d, instance: { service: e.service, instance: e.instance, ...(state ? { state } : {}) } };
+}
+
+const muteRecord = z.object({ by: z.string(), until: z.string() });
+
+/**
+ * A mute key deleted. `feed unmute` attributes its delete and announces it itself, so only a
+ * mute that ran out (its lease) or was deleted by hand is told here.
+ */
+function muteEnded(layout: KeyLayout, ev: RegistryEvent, cause: ChangeCause | undefined): FeedChange | undefined {
+  if (cause) return undefined;
+  const [scope, service, ...rest] = ev.key.slice(`${layout.feedDir()}mute/`.length).split('/');
+  if (!scope || !service || rest.length || !NAME_RE.test(service)) return undefined;
+  let rec: z.infer<typeof muteRecord> | undefined;
+  try {
+    const r = muteRecord.safeParse(JSON.parse(ev.prevValue ?? ''));
+    if (r.success) rec = r.data;
+  } catch {
+    // A hand-written value: the mute still ended.
+  }
+  const where = scope === 'all' ? 'every feed' : 'this feed';
+  const set = rec ? ` (set by ${rec.by} until ${rec.until})` : '';
+  return {
+    revision: ev.revision,
+    kind: 'mute-ended',
+    group: service,
+    subject: service,
+    what: `${ev.prevLease ? 'feed mute ran out' : 'feed mute removed'}${set}: its changes show in ${where} again`,
+    cause: ev.prevLease ? { kind: 'lease' } : { kind: 'outside' },
+    muteScope: scope,
+  };
+}
 
 function instanceChange(e: InstanceEvents): Draft | undefined {
   const base = { group: e.service, subject: `${e.service}/${e.instance}` };

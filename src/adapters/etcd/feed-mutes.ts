@@ -1,12 +1,13 @@
 /**
  * Feed mutes (`feed mute <service> 30m`): `<switchyard>/feed/mute/<scope>/<service>` on a
  * lease of the mute's length, so a mute ends by itself even if every replica is down when
- * it runs out. Scope is a feed's channel ID, or `all` for every feed. Feed keys are not news.
+ * it runs out. Scope is a feed's channel ID, or `all` for every feed. Only a mute's end by itself is news.
  */
 import { z } from 'zod';
 import { toRegistryError } from './errors.js';
 import { prefixEnd } from './keys.js';
-import { putOp } from './ops.js';
+import { deleteOp, putOp } from './ops.js';
+import { causeOp } from './attribution.js';
 import type { EtcdRegistry } from './registry.js';
 
 export interface FeedMute {
@@ -41,11 +42,18 @@ export class EtcdFeedMutes {
     return { scope, service, by, until };
   }
 
-  /** False when there was no such mute. */
+  /**
+   * False when there was no such mute. The delete carries a cause record: the feed tells a
+   * mute that ran out (an unattributed delete) from one lifted by a command, which says so itself.
+   */
   async unmute(scope: string, service: string): Promise<boolean> {
     try {
-      const res = await this.registry.client.kv.deleteRange({ key: Buffer.from(this.key(scope, service)) });
-      return Number(res.deleted) > 0;
+      const res = await this.registry.client.kv.txn({
+        compare: [],
+        success: [causeOp(this.registry.layout, 'switchyard', new Date()), deleteOp(this.key(scope, service))],
+        failure: [],
+      });
+      return res.responses.some((r) => Number(r.response_delete_range?.deleted ?? 0) > 0);
     } catch (err) {
       throw toRegistryError(err, this.registry.endpoints, 'unmuting the feed');
     }

@@ -6,6 +6,7 @@
  * Keyed by revision so that recording is idempotent: a recorder that replays a stretch
  * after a crash writes the same keys again instead of adding entries.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { ChangeVia, HistoryEntry, HistoryFacade, HistoryPage, HistoryQuery } from '../../core/facades.js';
 import type { FeedChange } from '../../feed/types.js';
@@ -30,8 +31,16 @@ const recordSchema = z.object({ changes: z.array(entrySchema) });
 
 type StoredEntry = Omit<HistoryEntry, 'revision'>;
 
-/** Keys read per etcd round trip while trimming. */
-const SCAN_CHUNK = 500;
+/** Keys read, and at most deleted, per etcd round trip while trimming. */
+const SCAN_CHUNK = 250;
+/**
+ * Pause between trimming deletes. Every deleted key is an event on the feed's watch (it
+ * covers the switchyard prefix): a backlog deleted in one go would queue the feed's next
+ * change behind thousands of them; in paced chunks it waits for one chunk at most.
+ */
+const TRIM_PAUSE_MS = 50;
+/** The first change's time in a stored record, read without parsing the whole record. */
+const FIRST_AT = /"at":"([^"]*)"/;
 /** Widest revision window one page read spans (a sparse or filtered history widens it). */
 const MAX_WINDOW = 1n << 16n;
 /** Revisions per write transaction (etcd's default limit is 128 ops). */
@@ -110,9 +119,16 @@ export class EtcdHistory implements HistoryFacade {
           .toString()
           .slice(this.dir.length)
           .replace(/^0+(?=\d)/, '');
-        const all = decode(kv.value.toString());
+        const raw = kv.value.toString();
         // Revision order is (near enough) time order: the first older entry ends the scan.
-        if (q.sinceMs !== undefined && all[0] && Date.parse(all[0].at) < q.sinceMs) return { entries };
+        if (q.sinceMs !== undefined) {
+          const at = FIRST_AT.exec(raw)?.[1];
+          if (at !== undefined && Date.parse(at) < q.sinceMs) return { entries };
+        }
+        // Most revisions of a busy history are other services': skipped unparsed. JSON
+        // escapes quotes inside values, so the pattern can only match a real service field.
+        if (q.service !== undefined && !raw.includes(`"service":${JSON.stringify(q.service)}`)) continue;
+        const all = decode(raw);
         const found = all.filter((e) => q.service === undefined || e.service === q.service).map((e) => ({ revision, ...e }));
         if (found.length === 0) continue;
         // A page ends between revisions, so continuing from `next` loses nothing.
@@ -148,10 +164,10 @@ export class EtcdHistory implements HistoryFacade {
   }
 
   /**
-   * Delete entries older than the retention and beyond the cap, oldest first. Returns how
-   * many keys were deleted.
+   * Delete entries older than the retention and beyond the cap, oldest first, in paced
+   * chunks; `signal` ends it between chunks. Returns how many keys were deleted.
    */
-  async trim(r: HistoryRetention, now = Date.now()): Promise<number> {
+  async trim(r: HistoryRetention, now = Date.now(), signal?: AbortSignal): Promise<number> {
     const cutoff = now - r.retentionMs;
     let deleted = 0;
     // By age: find the first key young enough; everything before it goes.
@@ -165,13 +181,17 @@ export class EtcdHistory implements HistoryFacade {
       if (drop === 0) break;
       deleted += await this.deleteBefore(kvs[drop - 1]!.key);
       if (keep !== -1 || kvs.length < SCAN_CHUNK) break;
+      // Stopping: the rest waits for the next pass (the next recorder).
+      if (!(await pause(signal))) return deleted;
     }
-    // By count.
-    const count = await this.count();
-    if (count > r.maxEntries) {
-      const excess = count - r.maxEntries;
-      const kvs = await this.oldest(excess, true);
-      if (kvs.length > 0) deleted += await this.deleteBefore(kvs.at(-1)!.key);
+    // By count, oldest first, in the same paced chunks.
+    let excess = (await this.count()) - r.maxEntries;
+    while (excess > 0) {
+      const kvs = await this.oldest(Math.min(excess, SCAN_CHUNK), true);
+      if (kvs.length === 0) break;
+      deleted += await this.deleteBefore(kvs.at(-1)!.key);
+      excess -= kvs.length;
+      if (excess > 0 && !(await pause(signal))) break;
     }
     return deleted;
   }
@@ -208,6 +228,17 @@ export class EtcdHistory implements HistoryFacade {
     } catch (err) {
       throw toRegistryError(err, this.registry.endpoints, 'reading the change history');
     }
+  }
+}
+
+/** Wait between trimming chunks; false once `signal` asks to stop. */
+async function pause(signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return false;
+  try {
+    await sleep(TRIM_PAUSE_MS, undefined, signal ? { signal } : {});
+    return true;
+  } catch {
+    return false;
   }
 }
 

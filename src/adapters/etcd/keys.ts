@@ -120,6 +120,15 @@ export class KeyLayout {
     return `${this.switchyard}/confirm/${id}`;
   }
 
+  approvalsDir(): string {
+    return `${this.switchyard}/approvals/`;
+  }
+
+  /** A request waiting for (or recently given) two-person approval, on a lease that ends with it. */
+  approvalKey(id: string): string {
+    return `${this.switchyard}/approvals/${id}`;
+  }
+
   dedupeDir(): string {
     return `${this.switchyard}/dedupe/`;
   }

@@ -17,3 +17,8 @@ export function deleteOp(key: string): IRequestOp {
 export function unchanged(key: string, seen: IKeyValue | undefined): ICompare {
   return { key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: seen ? seen.mod_revision : 0 };
 }
+
+/** True while `key` holds `value` (a missing key holds nothing). */
+export function holds(key: string, value: string): ICompare {
+  return { key: Buffer.from(key), target: 'Value', result: 'Equal', value: Buffer.from(value) };
+}

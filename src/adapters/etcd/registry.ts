@@ -35,7 +35,7 @@ import {
 import { describeEtcdError, toRegistryError } from './errors.js';
 import { endpointHealth } from './health.js';
 import { KeyLayout } from './keys.js';
-import { deleteOp, putOp, rangeOp, unchanged } from './ops.js';
+import { deleteOp, holds, putOp, rangeOp, unchanged } from './ops.js';
 import { directoryScope, ResumableWatch, type WatchScope } from './watch.js';
 
 export interface EtcdRegistryOptions {
@@ -174,21 +174,18 @@ export class EtcdRegistry implements Registry {
     }
   }
 
-  async deregister(service: string, instance: string): Promise<boolean> {
+  async deregister(service: string, instance: string, opts: { address?: string } = {}): Promise<boolean> {
     checkName('service', service);
     checkName('instance', instance);
+    const svcKey = this.layout.serviceKey(service, instance);
     const res = await this.call(`deregistering ${service}/${instance}`, () =>
       this.client.kv.txn({
-        compare: [],
-        success: [
-          causeOp(this.layout, 'switchyard', this.now()),
-          deleteOp(this.layout.serviceKey(service, instance)),
-          deleteOp(this.layout.stateKey(service, instance)),
-        ],
+        compare: opts.address === undefined ? [] : [holds(svcKey, opts.address)],
+        success: [causeOp(this.layout, 'switchyard', this.now()), deleteOp(svcKey), deleteOp(this.layout.stateKey(service, instance))],
         failure: [],
       }),
     );
-    return res.responses.some((r) => Number(r.response_delete_range?.deleted ?? 0) > 0);
+    return res.succeeded && res.responses.some((r) => Number(r.response_delete_range?.deleted ?? 0) > 0);
   }
 
   async list(service?: string): Promise<Listing> {

@@ -36,9 +36,10 @@ export interface WatchScope {
  * in between that belong to none are filtered out here, and so are keys under `except`
  * (subdirectories) unless listed in `alsoKeys`. `alsoKeys` must lie within the range.
  */
-export function directoryScope(dirs: string[], opts: { except?: string[]; alsoKeys?: string[] } = {}): WatchScope {
+export function directoryScope(dirs: string[], opts: { except?: string[]; alsoKeys?: string[]; alsoDirs?: string[] } = {}): WatchScope {
   const except = opts.except ?? [];
   const also = new Set(opts.alsoKeys ?? []);
+  const alsoDirs = opts.alsoDirs ?? [];
   const starts = dirs.map((d) => Buffer.from(d)).sort(Buffer.compare);
   const ends = dirs.map(prefixEnd);
   // prefixEnd returns a single 0 byte for "to the end of the keyspace", which sorts first.
@@ -46,7 +47,8 @@ export function directoryScope(dirs: string[], opts: { except?: string[]; alsoKe
   const end = open ?? ends.sort(Buffer.compare)[ends.length - 1]!;
   return {
     range: new Range(starts[0]!, end),
-    accept: (key) => also.has(key) || (dirs.some((d) => key.startsWith(d)) && !except.some((d) => key.startsWith(d))),
+    accept: (key) =>
+      also.has(key) || alsoDirs.some((d) => key.startsWith(d)) || (dirs.some((d) => key.startsWith(d)) && !except.some((d) => key.startsWith(d))),
     describe: dirs.join(' and '),
   };
 }

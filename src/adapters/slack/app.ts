@@ -11,6 +11,8 @@ import { AckBacklog, ackOrCarryOn } from './ack.js';
 import { boltLogger } from './bolt-logger.js';
 import { createSlackClient, slackClientOptions, type RetryOptions, type WebClient } from './client.js';
 import { SlackConfirmations, type ConfirmationStore } from './confirm.js';
+import type { SlackApprovals } from './approval.js';
+import { registerFeedActions, type FeedActionSources } from './feed-actions.js';
 import { MemoryDeduper, onceMiddleware, type RequestDeduper } from './dedupe.js';
 import { slashChannelResolver } from './dm.js';
 import { closeServer, startFront } from './front.js';
@@ -49,6 +51,10 @@ export interface SlackAppOptions {
   confirmations?: ConfirmationStore;
   /** How long the buttons stay valid. Default 2 minutes. */
   confirmTtlMs?: number;
+  /** Two-person approval: requests posted with Approve / Reject buttons (approval.ts). */
+  approvals?: SlackApprovals;
+  /** Lookups for the feed's "Show errors" button and the message shortcut (feed-actions.ts). */
+  feedActions?: FeedActionSources;
   /** Retry delays while Slack is unreachable at start-up. Default 1 s doubling to 30 s. */
   connectBackoff?: { minMs: number; maxMs: number };
   /**
@@ -204,7 +210,15 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
         })
       : undefined;
     confirmations?.register(app, track);
-    const confirm = confirmations?.request;
+    const confirm = opts.approvals ? opts.approvals.attach(app, track, confirmations?.request) : confirmations?.request;
+    registerFeedActions(app, {
+      dispatcher: opts.dispatcher,
+      log,
+      track,
+      resolveChannel: resolveSlashChannel,
+      ...(confirm ? { confirm } : {}),
+      ...(opts.feedActions ? { sources: opts.feedActions } : {}),
+    });
 
     app.command(opts.slashCommand ?? '/ops', async ({ command, ack, respond }) => {
       const text = commandFromSlash(command.text);

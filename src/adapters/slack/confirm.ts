@@ -71,6 +71,8 @@ export class SlackConfirmations {
    * the request cannot be stored (the refusal itself, which mentions --yes, is shown).
    */
   readonly request = async (p: { text: string; caller: Caller; reply: Reply; log: Logger }): Promise<SlackMessage | undefined> => {
+    // The same hook sees requests recorded for approval; those are approval.ts's to show.
+    if (p.reply.code !== 'E_CONFIRM_REQUIRED') return undefined;
     try {
       const { id, expiresAt } = await this.o.store.create(
         { user: p.caller.userId, channel: p.caller.channel, text: p.text, reason: p.reply.summary },

@@ -6,6 +6,7 @@
  */
 import { changeLines, countLabel, eventLine, summaryLines, plainStyle, type Style } from '../../feed/format.js';
 import type { FeedChange, FeedItem } from '../../feed/types.js';
+import type { types } from '@slack/bolt';
 import { escapeMrkdwn } from './mrkdwn.js';
 import { BlockBudget, chunkLines, fallbackText, LIMITS, section, type Block, type SlackMessage } from './render.js';
 
@@ -19,6 +20,28 @@ export const INLINE_MAX = 8;
 /** Thread replies per burst; past them the details say how many changes were not listed. */
 export const THREAD_MESSAGES_MAX = 5;
 export const FEED_EVENT_TYPE = 'switchyard_feed';
+
+/** action_id of each feed button (src/adapters/slack/feed-actions.ts answers the presses). */
+export const FEED_ACTIONS = {
+  drain: 'switchyard_feed_drain',
+  undrain: 'switchyard_feed_undrain',
+  deregister: 'switchyard_feed_deregister',
+  errors: 'switchyard_feed_apply_errors',
+} as const;
+
+/** What an instance button carries: names only; the press acts on the registry as it is then. */
+export interface InstanceButtonValue {
+  service: string;
+  instance: string;
+}
+
+/** What "Show errors" carries: whose apply, and the revision its report was written at. */
+export interface ApplyButtonValue {
+  agent: string;
+  revision: string;
+}
+
+type Button = types.Button;
 
 const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
 
@@ -40,7 +63,26 @@ export function planFeedMessages(items: readonly FeedItem[]): FeedMessage[] {
 
 function inlineMessage(items: readonly FeedItem[], changes: FeedChange[], metadata: FeedMessage['metadata']): FeedMessage {
   const out = new BlockBudget();
-  out.sections(items.flatMap((i) => eventLine(i, slackStyle)).join('\n'));
+  // Lines without buttons stay together in as few sections as possible; a line with buttons
+  // gets its own section with its actions under it.
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length) out.sections(pending.join('\n'));
+    pending = [];
+  };
+  let n = 0;
+  for (const item of items) {
+    const lines = eventLine(item, slackStyle);
+    const buttons = item.change ? feedButtons(item.change) : [];
+    if (buttons.length === 0) {
+      pending.push(...lines);
+      continue;
+    }
+    flush();
+    out.sections(lines.join('\n'));
+    out.push({ type: 'actions', block_id: `switchyard_feed_${n++}`, elements: buttons });
+  }
+  flush();
   if (changes.length) out.push(context(revisionLabel(changes)));
   const plain = items.flatMap((i) => eventLine(i, plainStyle)).join('\n');
   return { text: fallbackText(plain), blocks: out.finish(), ...(metadata ? { metadata } : {}) };
@@ -78,6 +120,31 @@ function detailMessages(items: readonly FeedItem[], changes: FeedChange[]): Feed
     messages.push({ text: fallbackText(label), blocks });
   }
   return messages;
+}
+
+/**
+ * Buttons under a feed line (inline messages only: a burst's summary has none). Everyone in
+ * the channel sees the same buttons; what the presser may do is decided at press time, by
+ * the router, on the registry as it is then.
+ */
+export function feedButtons(c: FeedChange): Button[] {
+  if (c.instance) {
+    const value = JSON.stringify({ service: c.instance.service, instance: c.instance.instance } satisfies InstanceButtonValue);
+    const state = c.instance.state;
+    const out: Button[] = [];
+    if (state !== 'drain' && state !== 'maint') out.push(button(FEED_ACTIONS.drain, 'Drain', value));
+    if (state !== 'ready') out.push(button(FEED_ACTIONS.undrain, 'Undrain', value));
+    out.push(button(FEED_ACTIONS.deregister, 'Deregister', value, 'danger'));
+    return out;
+  }
+  if (c.kind === 'apply' && c.problem && c.apply) {
+    return [button(FEED_ACTIONS.errors, 'Show errors', JSON.stringify({ agent: c.apply.agentId, revision: c.revision } satisfies ApplyButtonValue))];
+  }
+  return [];
+}
+
+function button(actionId: string, label: string, value: string, style?: 'danger'): Button {
+  return { type: 'button', action_id: actionId, text: { type: 'plain_text', text: label }, value, ...(style ? { style } : {}) };
 }
 
 /** Gaps are reported, but they are not changes. */

@@ -15,8 +15,9 @@ export interface RunOptions {
   /** Already carries requestId, user and command. */
   log: Logger;
   /**
-   * Turns a refusal for want of confirmation (E_CONFIRM_REQUIRED) into buttons; undefined
-   * from it, or no hook, shows the refusal (which mentions --yes).
+   * Turns a refusal for want of confirmation (E_CONFIRM_REQUIRED) into buttons, and a
+   * request recorded for approval (E_APPROVAL_PENDING) into its posted request; undefined
+   * from it, or no hook, shows the reply as it is (which mentions --yes).
    */
   confirm?: (p: { text: string; caller: Caller; reply: Reply; log: Logger }) => Promise<SlackMessage | undefined>;
 }
@@ -32,7 +33,8 @@ export async function runCommand(o: RunOptions): Promise<void> {
   try {
     const reply = await o.dispatcher.dispatch({ text: o.text, caller: o.caller, requestId: o.requestId, onProgress: o.reply.progress });
     o.log.info({ ok: reply.ok, code: reply.code, ms: Date.now() - started }, 'command finished');
-    const buttons = reply.code === 'E_CONFIRM_REQUIRED' && o.confirm ? await o.confirm({ text: o.text, caller: o.caller, reply, log: o.log }) : undefined;
+    const asks = reply.code === 'E_CONFIRM_REQUIRED' || reply.code === 'E_APPROVAL_PENDING';
+    const buttons = asks && o.confirm ? await o.confirm({ text: o.text, caller: o.caller, reply, log: o.log }) : undefined;
     msg = buttons ?? renderReply(reply);
   } catch (err) {
     o.log.error({ err, ms: Date.now() - started }, 'command failed in dispatch');

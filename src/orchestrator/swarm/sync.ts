@@ -85,7 +85,9 @@ export async function syncRegistrations(
     if (!isOwned(r.state?.by, settings.owner)) continue;
     const t = want.get(r.instance);
     if (t && t.address === r.address) continue;
-    if (await registry.deregister(service, r.instance))
+    // Only the registration this view saw: another replica's watcher (or a scale) syncing the
+    // same service may have registered the replacement since, and it must stay.
+    if (await registry.deregister(service, r.instance, { address: r.address }))
       changes.push(`${service}/${r.instance} deregistered (${t ? `task moved to ${t.address}` : 'no running task'})`);
   }
   const registered = new Map(view.registrations.map((r) => [r.instance, r]));
