@@ -28,8 +28,7 @@ export default defineConfig({
   test: {
     include: mutationTestFiles,
     testTimeout: 30_000,
-    // Stryker runs each mutant in a long-lived worker; without isolation the source modules
-    // stay loaded between runs (its mutants switch on at run time), which is most of the cost.
-    isolate: false,
+    // Isolation stays on (vitest's default): with isolate: false a mutant that also runs while
+    // modules load ("static" activation) is not switched on reliably, and results go wrong.
   },
 });

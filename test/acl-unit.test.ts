@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { aclOutcome, ANY_SERVICE, describeApprovers, type AclDecision } from '../src/core/acl-types.js';
-import { DEFAULT_APPROVAL_EXPIRY_MS, parseAcl, type CompiledAcl } from '../src/core/acl.js';
+import { aclFileSchema, compileAcl, DEFAULT_APPROVAL_EXPIRY_MS, parseAcl, type CompiledAcl } from '../src/core/acl.js';
 
 function compiled(text: string): CompiledAcl {
   const r = parseAcl(text, 'acl.yaml');
@@ -43,10 +43,11 @@ rules:
     approval: { groups: [leads, oncall] }
 `;
 
+// Compiled inside each test, not once per file: mutation testing only credits a test with
+// what runs inside it.
 describe('approval rules', () => {
-  const acl = compiled(APPROVALS);
-
   it('an approval rule outweighs a plain allow for the services it names, and only those', () => {
+    const acl = compiled(APPROVALS);
     const d = acl.decide({ userId: 'U1', channel: 'COPS', command: 'scale', service: 'payments-api' });
     expect(aclOutcome(d)).toBe('approval');
     expect(d).toMatchObject({ allowed: false, ruleIndex: 2, reason: 'needs approval by 2 of leads (rule "payments" at acl.yaml:9)' });
@@ -58,6 +59,7 @@ describe('approval rules', () => {
   });
 
   it('for help, a restricted approval rule does not outweigh a plain allow, but stands alone', () => {
+    const acl = compiled(APPROVALS);
     expect(aclOutcome(acl.decide({ userId: 'U1', channel: 'COPS', command: 'scale', service: ANY_SERVICE }))).toBe('allow');
     // Only the approval rule matches: help shows the command as needing approval.
     const only = compiled(`groups:\n  leads: [L1]\nrules:\n  - allow: [scale]\n    users: [U9]\n    services: [web]\n    approval: { groups: [leads] }\n`);
@@ -67,6 +69,7 @@ describe('approval rules', () => {
   });
 
   it('an unrestricted approval rule applies for help too', () => {
+    const acl = compiled(APPROVALS);
     const d = acl.decide({ userId: 'U1', channel: 'dm', command: 'deregister', service: ANY_SERVICE });
     expect(aclOutcome(d)).toBe('approval');
     expect(d.approval).toMatchObject({ groups: ['*'], count: 1, expiryMs: DEFAULT_APPROVAL_EXPIRY_MS, shellAllowed: true, approvers: '*' });
@@ -74,6 +77,7 @@ describe('approval rules', () => {
   });
 
   it('approvers are the members of every named group; the label lists channel and approval', () => {
+    const acl = compiled(APPROVALS);
     const d = acl.decide({ userId: 'U1', channel: 'COPS', command: 'render' });
     expect(d.approval?.approvers).toEqual(new Set(['L1', 'L2', 'U1', 'U2']));
     expect(d.approval?.rule).toBe('rule #5 (allow render; users U1; channels COPS; approval 1 of leads, oncall) at acl.yaml:18');
@@ -120,6 +124,18 @@ describe('decisions and their reasons', () => {
     expect(acl.decide({ userId: 'U9', channel: 'dm', command: 'status' }).reason).toBe('allowed by rule #2 (allow status) at acl.yaml:7');
     expect(acl.ruleCount).toBe(2);
     expect(acl.groupCount).toBe(1);
+  });
+
+  it('labels a rule with every entry of its lists', () => {
+    const acl = compiled(
+      `groups:\n  a: [U1]\n  b: [U2]\n  leads: [L1, L2]\nrules:\n  - allow: [drain, undrain]\n    users: [U3, U4]\n    groups: [a, b]\n    channels: [C1, C2]\n    services: [web, api]\n    approval: { groups: [leads] }\n    shell: allow\n`,
+    );
+    const d = acl.decide({ userId: 'U2', channel: 'C2', command: 'undrain', service: 'api' });
+    expect(d.approval?.rule).toBe(
+      'rule #1 (allow drain, undrain; users U3, U4; groups a, b; channels C1, C2; services web, api; approval 1 of leads) at acl.yaml:6',
+    );
+    expect(d.approval?.shellAllowed).toBe(true);
+    expect(aclOutcome(acl.decide({ userId: 'U2', channel: 'C3', command: 'undrain', service: 'api' }))).toBe('deny');
   });
 
   it('a group rule admits only that group’s members, a users rule only those users', () => {
@@ -200,6 +216,16 @@ describe('acl.yaml validation messages', () => {
       ['acl.yaml:4: rules.0.services.0: "web api" contains whitespace; a service glob is a single token'],
     ],
   ])('%s', (_what, text, errors) => expect(errorsOf(text)).toEqual(errors));
+
+  it('names an unknown command in an allow rule at its allow entry', () => {
+    const r = parseAcl(`rules:\n  - allow: [status, scael]\n    users: [U1]\n`, 'acl.yaml', { knownCommands: ['status', 'scale'] });
+    expect(r.ok ? [] : r.errors).toEqual(['acl.yaml:2: rules.0.allow.1: unknown command "scael" (known: scale, status)']);
+  });
+
+  it('compiled without a file name, rules point at acl.yaml', () => {
+    const parsed = aclFileSchema.parse({ rules: [{ allow: ['help'], users: ['*'] }] });
+    expect(compileAcl(parsed, [3]).decide({ userId: 'U1', channel: 'dm', command: 'help' }).reason).toBe('allowed by rule #1 (allow help) at acl.yaml:3');
+  });
 
   it('accepts the bounds of expiry and "*" approvers with any count', () => {
     const acl = compiled(

@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -260,6 +262,24 @@ describe('two-person approval (real etcd, signed block_actions, Web API stand-in
     expect((await waitResponse('press-late')).body.text).toBe('This approval request expired; nothing was run. Run the command again if it is still needed.');
     expect(await ws.instanceValue('tmp-x', 'tmp-1')).toBeNull();
     expect(rec.audits().filter((l) => l.approval?.id === req.id && l.result === 'expired')).toHaveLength(1);
+  });
+
+  it('checks each press against the ACL as it is at the press, not as it was at the request', async () => {
+    const text = 'register pay-api pay-3 10.0.0.6:80';
+    const req = await ask(a, ONCALL, text, 'ask-7');
+    const aclPath = join(ws.dir, 'acl.yaml');
+    // LEAD3 leaves the leads group after the request was posted.
+    await writeFile(aclPath, ACL.replace(`leads: [${LEAD1}, ${LEAD2}, ${LEAD3}]`, `leads: [${LEAD1}, ${LEAD2}]`));
+    try {
+      for (const r of [a, b]) expect(await r.runtime.acl.reload()).toMatchObject({ ok: true });
+      await press(b, LEAD3, APPROVE_ACTION, req.value, 'press-7');
+      expect((await waitResponse('press-7')).body.text).toMatch(/^Only members of leads other than the requester can approve or reject this/);
+      expect(await record(req.id)).toMatchObject({ status: 'pending', approvers: [] });
+      expect(await ws.instanceValue('pay-api', 'pay-3')).toBeNull();
+    } finally {
+      await writeFile(aclPath, ACL);
+      for (const r of [a, b]) await r.runtime.acl.reload();
+    }
   });
 
   it('the shell refuses an approval-required command with the reason, unless the rule says shell: allow', async () => {

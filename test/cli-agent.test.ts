@@ -49,9 +49,12 @@ function start(args: string[]): { child: ChildProcess; done: Promise<Run>; stder
   return { child, done, stderr: () => stderr };
 }
 
-/** waitFor, with the process's stderr so far in the failure: says why it did not get there. */
+/**
+ * waitFor a sign from a process just spawned, with its stderr so far in the failure. The
+ * bound covers node's start-up, which takes tens of seconds on a loaded 2-core machine.
+ */
 const waitForProcess = <T>(proc: { stderr: () => string }, what: string, probe: Parameters<typeof waitFor<T>>[1]) =>
-  waitFor(what, probe, 20_000, 50).catch((err: unknown) => {
+  waitFor(what, probe, 60_000, 50).catch((err: unknown) => {
     throw new Error(`${String(err)}\n--- process stderr:\n${proc.stderr().slice(-4000)}`);
   });
 
@@ -174,7 +177,7 @@ describe('switchyard agent / render / check (processes, real etcd + haproxy)', {
     expect(await readFile(hap.config, 'utf8')).toContain(`server web-2 ${w2.address}`);
 
     const checked = await run(['check', '--config', join(dir, 'broken.yaml')]);
-    expect(checked.code).toBe(1);
+    expect(checked.code, checked.stderr).toBe(1);
     expect(checked.stderr).toMatch(/the HAProxy template .*broken\.hbs is invalid/);
     expect(checked.stderr).toMatch(/broken\.hbs:\d+: /);
   });
@@ -303,15 +306,10 @@ describe('first boot: HAProxy not running yet (processes, real etcd + haproxy)',
     expect(existsSync(hap.config)).toBe(false);
     const proc = start(['agent', '--config', hupPath]);
     agent = proc.child;
-    const waiting = await waitFor(
-      '"waiting for HAProxy" in the agent key',
-      async () => {
-        const v = await agentKey();
-        return v?.failure === 'unavailable' ? v : undefined;
-      },
-      20_000,
-      50,
-    );
+    const waiting = await waitForProcess(proc, '"waiting for HAProxy" in the agent key', async () => {
+      const v = await agentKey();
+      return v?.failure === 'unavailable' ? v : undefined;
+    });
     expect(waiting.ok).toBe(false);
     expect(waiting.error?.[0]).toMatch(/^waiting for HAProxy: /);
     expect(await readFile(hap.config, 'utf8')).toContain(`server web-1 ${w1.address} `);

@@ -147,7 +147,9 @@ describe('docker engine adapter', () => {
     const stranger = await raw.createContainer({ Image: IMAGE, Labels: { [`${LABEL_OWNER}.note`]: 'not ours' } });
     unmanaged.push(stranger.id);
     await stranger.start();
-    const other = await launchContainer(engine, spec('w1', { owner: OTHER_OWNER }));
+    // An owner of its own: other tests start containers for OTHER_OWNER too.
+    const otherOwner = `${OWNER}-lists`;
+    const other = await launchContainer(engine, spec('w1', { owner: otherOwner }));
     const api = await launchContainer(engine, spec('a1', { service: 'api' }));
 
     const mine = await engine.listManaged(OWNER);
@@ -157,10 +159,10 @@ describe('docker engine adapter', () => {
     expect(ids).toContain(api.id);
     expect(mine.every((c) => c.owner === OWNER)).toBe(true);
     expect((await engine.listManaged(OWNER, 'web')).map((c) => c.service)).not.toContain('api');
-    expect((await engine.listManaged(OTHER_OWNER)).map((c) => c.id)).toEqual([other.id]);
-    const w1 = mine.find((c) => c.instance === 'w1');
-    expect(w1?.status).toBe('running');
-    expect(w1?.ports[0]?.hostPort).toBeGreaterThan(0);
+    expect((await engine.listManaged(otherOwner)).map((c) => c.id)).toEqual([other.id]);
+    const a1 = mine.find((c) => c.id === api.id);
+    expect(a1?.status).toBe('running');
+    expect(a1?.ports[0]?.hostPort).toBe(api.hostPort);
   });
 
   it('a docker kill delivers a die event with the exit code', async () => {

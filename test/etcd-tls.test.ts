@@ -87,7 +87,7 @@ describe('etcd over TLS with client certificates (real etcd, openssl certificate
     dir = await mkdtemp(join(tmpdir(), 'sy-etcd-tls-'));
     await makeCerts(dir);
     etcd = await startEtcd({ tls: { ca: join(dir, 'ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), clientCertAuth: true } });
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await etcd?.dispose();
@@ -101,7 +101,7 @@ describe('etcd over TLS with client certificates (real etcd, openssl certificate
     expect(code).toBe(0);
     expect(stdout).toContain('registered web/web-1 at 10.0.0.1:8080');
     expect(await etcdctl(etcd!.endpoint, ...tlsFlags(), 'get', '/services/web/web-1', '--print-value-only')).toBe('10.0.0.1:8080\n');
-  }, 60_000);
+  }, 120_000);
 
   it('a CA that did not sign the server certificate fails with an error naming the endpoint and the certificate problem', async () => {
     await writeConfig(dir, `  endpoints: [${etcd!.endpoint}]\n  tls: { ca: other-ca.pem, cert: client.pem, key: client.key }`);
@@ -110,7 +110,7 @@ describe('etcd over TLS with client certificates (real etcd, openssl certificate
     expect(stdout).toContain(`tried ${etcd!.endpoint}`);
     expect(stdout).toMatch(/TLS handshake failed: unable to verify the first certificate \(is etcd\.tls\.ca the CA that signed etcd's certificate\?\)/);
     expect(await etcdctl(etcd!.endpoint, ...tlsFlags(), 'get', '/services/web/web-2', '--print-value-only')).toBe('');
-  }, 60_000);
+  }, 120_000);
 
   it('without a client certificate the server refuses, and the error says so', async () => {
     await writeConfig(dir, `  endpoints: [${etcd!.endpoint}]\n  tls: { ca: ca.pem }`);
@@ -119,7 +119,7 @@ describe('etcd over TLS with client certificates (real etcd, openssl certificate
     expect(stdout).toContain(`tried ${etcd!.endpoint}`);
     expect(stdout).toMatch(/TLS handshake failed: etcd refused the client certificate \(.*check etcd\.tls\.cert and etcd\.tls\.key\)/);
     expect(await etcdctl(etcd!.endpoint, ...tlsFlags(), 'get', '/services/web/web-3', '--print-value-only')).toBe('');
-  }, 60_000);
+  }, 120_000);
 });
 
 describe('etcd with user/password auth (real etcd)', () => {
@@ -139,7 +139,7 @@ describe('etcd with user/password auth (real etcd)', () => {
     await etcdctl(e, 'user', 'grant-role', 'bot', 'switchyard');
     await etcdctl(e, 'auth', 'enable');
     await writeConfig(dir, `  endpoints: [${e}]\n  auth: { username: bot }`);
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     await etcd?.dispose();
@@ -152,7 +152,7 @@ describe('etcd with user/password auth (real etcd)', () => {
     expect(code).toBe(0);
     expect(stdout).toContain('registered web/web-1 at 10.0.0.1:8080');
     expect(await etcdctl(etcd!.endpoint, ...root, 'get', '/services/web/web-1', '--print-value-only')).toBe('10.0.0.1:8080\n');
-  }, 60_000);
+  }, 120_000);
 
   it('a wrong password fails with "authentication failed", a missing one names ETCD_PASSWORD; nothing is written', async () => {
     const wrong = await shell(dir, 'register web web-2 10.0.0.2:8080\n', { ETCD_PASSWORD: 'not-the-secret' });
@@ -161,5 +161,5 @@ describe('etcd with user/password auth (real etcd)', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('etcd.auth.username is "bot" but ETCD_PASSWORD is not set');
     expect(await etcdctl(etcd!.endpoint, ...root, 'get', '/services/web/web-2', '--print-value-only')).toBe('');
-  }, 60_000);
+  }, 120_000);
 });

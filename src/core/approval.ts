@@ -212,7 +212,7 @@ export class ApprovalGate implements ApprovalRequester {
     vote: Vote,
   ): { why: PressRefusal; text: string } | { outcome: 'counted' | 'approved' | 'rejected' | 'expired'; record: ApprovalRecord } {
     const at = new Date(this.now()).toISOString();
-    if (rec.status === 'rejected') return { why: 'closed', text: closedText(rec) };
+    if (rec.status !== 'pending') return { why: 'closed', text: closedText(rec) };
     if (this.now() >= rec.expiresAt) return { outcome: 'expired', record: { ...rec, status: 'expired', decidedAt: at } };
     if (presser === rec.requester) return { why: 'requester', text: 'You asked for this command; someone else has to approve or reject it.' };
     const decision = this.o.acl.decide({

@@ -4,7 +4,7 @@ import { restartDelayMs } from './death-report.js';
 import type { OrchestratorDeps } from './deps.js';
 import { asSwitchyardError } from './failure.js';
 import { launchInstance } from './launch.js';
-import { restartsOf } from './naming.js';
+import { containerName, restartsOf } from './naming.js';
 import type { HeldLock } from './ports.js';
 import { serviceView } from './view.js';
 
@@ -15,6 +15,8 @@ export interface Replacement {
   containerName: string;
   /** How long the dead run lived, when known: quick deaths back off. */
   livedMs: number | undefined;
+  /** Restarts in a row whose new container never got going (died at start, never ready). */
+  failedStarts?: number;
 }
 
 /**
@@ -42,27 +44,40 @@ export class Replacer {
     this.sleepers.clear();
   }
 
+  /**
+   * A restart whose own container dies at start (or never gets ready) leaves no container
+   * behind to die again, so the loop continues here, backing off as Docker's restart policy
+   * does, instead of stopping until the next reconcile.
+   */
   async replace(r: Replacement): Promise<void> {
+    let next: Replacement | undefined = r;
+    while (next && !this.closed) next = await this.attempt(next);
+  }
+
+  /** One restart; returns the next attempt when the new container itself failed to start. */
+  private async attempt(r: Replacement): Promise<Replacement | undefined> {
     const { deps } = this;
     const svc = deps.config.services[r.service];
-    if (!svc) return;
+    if (!svc) return undefined;
     const restarts = restartsOf(r.containerName, r.instance) + 1;
     const delay = restartDelayMs(restarts, r.livedMs);
     if (delay > 0) {
       this.log.info({ instance: r.instance, restarts, delay }, 'instance keeps dying: backing off before the next restart');
-      if (!(await this.sleep(delay))) return;
+      if (!(await this.sleep(delay))) return undefined;
     }
-    if (this.closed) return;
+    if (this.closed) return undefined;
     let lock: HeldLock | undefined;
+    let launching = false;
     try {
       lock = await deps.locks.acquire(r.service, { by: 'restart', what: `restart ${r.service}/${r.instance}` }, { waitMs: deps.settings.lockWaitMs });
       const [desired, view] = await Promise.all([deps.registry.getDesired(r.service), serviceView(deps, r.service)]);
       const running = view.managed.filter((iv) => iv.running);
-      if (running.some((iv) => iv.instance === r.instance)) return;
+      if (running.some((iv) => iv.instance === r.instance)) return undefined;
       if (desired !== undefined && running.length >= desired.replicas) {
         this.log.info({ instance: r.instance, running: running.length, desired: desired.replicas }, 'not restarting: the service is at its desired replicas');
-        return;
+        return undefined;
       }
+      launching = true;
       const started = await withCause({ by: 'restart', reason: `restart: always (restart ${restarts})` }, () =>
         launchInstance(deps, r.service, svc, { instance: r.instance, restarts, actor: 'restart' }),
       );
@@ -71,14 +86,24 @@ export class Replacer {
         text: `${r.service}/${r.instance} restarted (restart ${restarts}): running at ${started.address}`,
         at: new Date().toISOString(),
       });
+      return undefined;
     } catch (err) {
       const e = asSwitchyardError(err);
-      this.log.error({ err, instance: r.instance }, 'restart failed');
-      deps.feed.publish({
-        kind: 'container.restart-failed',
-        text: `${r.service}/${r.instance} could not be restarted: ${e.message}${e.details.length ? ` (${e.details.slice(0, 3).join('; ')})` : ''}`,
-        at: new Date().toISOString(),
-      });
+      const failedStarts = (r.failedStarts ?? 0) + 1;
+      // Only the container's own failure keeps the loop going; a lock or etcd failure is left to reconcile.
+      const again = launching && !this.closed;
+      this.log.error({ err, instance: r.instance, failedStarts, again }, 'restart failed');
+      // #ops hears of the first failure of a loop, not of every retry of it.
+      if (failedStarts === 1) {
+        deps.feed.publish({
+          kind: 'container.restart-failed',
+          text:
+            `${r.service}/${r.instance} could not be restarted: ${e.message}${e.details.length ? ` (${e.details.slice(0, 3).join('; ')})` : ''}` +
+            `${again ? '; retrying with back-off' : ''}`,
+          at: new Date().toISOString(),
+        });
+      }
+      return again ? { service: r.service, instance: r.instance, containerName: containerName(r.instance, restarts), livedMs: 0, failedStarts } : undefined;
     } finally {
       await lock?.release();
     }

@@ -4,6 +4,7 @@
  * (`<switchyard>/dedupe/event/<event_id>`, `…/trigger/<trigger_id>`, `…/sig/<sha256>`),
  * on a lease that outlives every way the same request can come back.
  */
+import { randomBytes } from 'node:crypto';
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { z } from 'zod';
 import type { ClaimResult, RequestDeduper, SeenRecord } from '../../core/dedupe.js';
@@ -47,6 +48,8 @@ interface SharedLease {
 interface Waiting {
   keys: string[];
   record: SeenRecord;
+  /** Written beside the record: an attempt that timed out but landed is recognised as this claim's own. */
+  nonce: string;
   settle: (r: ClaimResult | Error) => void;
 }
 
@@ -101,6 +104,7 @@ export class EtcdDeduper implements RequestDeduper {
       const waiting: Waiting = {
         keys: fullKeys,
         record,
+        nonce: randomBytes(8).toString('hex'),
         settle: (r) => {
           if (settled) return;
           settled = true;
@@ -154,7 +158,7 @@ export class EtcdDeduper implements RequestDeduper {
           res = await withinDeadline(deadline - this.now(), () =>
             this.registry.client.kv.txn({
               compare: keys.map((k) => unchanged(k, undefined)),
-              success: pending.flatMap((w) => w.keys.map((k) => putOp(k, JSON.stringify(w.record), lease.id))),
+              success: pending.flatMap((w) => w.keys.map((k) => putOp(k, JSON.stringify({ ...w.record, nonce: w.nonce }), lease.id))),
               failure: keys.map((k) => rangeOp(k)),
             }),
           );
@@ -180,6 +184,11 @@ export class EtcdDeduper implements RequestDeduper {
           const hit = w.keys.find((k) => existing.has(k));
           if (!hit) {
             next.push(w);
+            continue;
+          }
+          // A retried attempt finding what an earlier attempt of this very claim wrote: it is new.
+          if (nonceOf(existing.get(hit)!.toString()) === w.nonce) {
+            w.settle({ duplicate: false });
             continue;
           }
           const original = decode(existing.get(hit)!.toString());
@@ -215,6 +224,15 @@ export class EtcdDeduper implements RequestDeduper {
       if (this.lease === granted) this.lease = undefined;
     });
     return granted;
+  }
+}
+
+function nonceOf(raw: string): string | undefined {
+  try {
+    const v = (JSON.parse(raw) as { nonce?: unknown }).nonce;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
   }
 }
 

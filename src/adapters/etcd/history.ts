@@ -36,9 +36,11 @@ const SCAN_CHUNK = 250;
 /**
  * Pause between trimming deletes. Every deleted key is an event on the feed's watch (it
  * covers the switchyard prefix): a backlog deleted in one go would queue the feed's next
- * change behind thousands of them; in paced chunks it waits for one chunk at most.
+ * change behind thousands of them; in paced chunks it waits for one chunk at most. Paced
+ * this way a backlog goes at about 1,000 revisions a second, which is plenty for a trim
+ * that runs every minute.
  */
-const TRIM_PAUSE_MS = 50;
+const TRIM_PAUSE_MS = 200;
 /** The first change's time in a stored record, read without parsing the whole record. */
 const FIRST_AT = /"at":"([^"]*)"/;
 /** Widest revision window one page read spans (a sparse or filtered history widens it). */
@@ -151,11 +153,12 @@ export class EtcdHistory implements HistoryFacade {
   }
 
   /** History keys of revisions in [lower, upper), oldest first (etcd's own order: no sorting). */
-  private async window(lower: bigint, upper: bigint) {
+  private async window(lower: bigint, upper: bigint, limit?: number) {
     try {
       const res = await this.registry.client.kv.range({
         key: Buffer.from(this.registry.layout.historyKey(String(lower))),
         range_end: Buffer.from(this.registry.layout.historyKey(String(upper))),
+        ...(limit !== undefined ? { limit } : {}),
       });
       return res.kvs;
     } catch (err) {
@@ -166,40 +169,62 @@ export class EtcdHistory implements HistoryFacade {
   /**
    * Delete entries older than the retention and beyond the cap, oldest first, in paced
    * chunks; `signal` ends it between chunks. Returns how many keys were deleted.
+   *
+   * Every range etcd answers walks its whole key range in the index (to count it), deleted
+   * keys included until compaction: so the oldest key and the count are asked once per pass,
+   * and the scan then reads bounded windows of revisions from there, never the whole
+   * directory again — which would hold etcd's index, and every write, for the walk.
    */
   async trim(r: HistoryRetention, now = Date.now(), signal?: AbortSignal): Promise<number> {
     const cutoff = now - r.retentionMs;
+    const first = (await this.oldest(1, true))[0];
+    if (!first) return 0;
+    const count = await this.count();
+    let excess = count - r.maxEntries;
     let deleted = 0;
-    // By age: find the first key young enough; everything before it goes.
-    for (;;) {
-      const kvs = await this.oldest(SCAN_CHUNK);
-      const keep = kvs.findIndex((kv) => {
-        const at = decode(kv.value.toString())[0]?.at;
-        return at !== undefined && Date.parse(at) >= cutoff;
-      });
-      const drop = keep === -1 ? kvs.length : keep;
-      if (drop === 0) break;
-      deleted += await this.deleteBefore(kvs[drop - 1]!.key);
-      if (keep !== -1 || kvs.length < SCAN_CHUNK) break;
+    // Keys looked at: once every key counted was, the rest is newer than this pass.
+    let seen = 0;
+    let lo = revisionOf(first.key, this.dir);
+    let width = BigInt(SCAN_CHUNK) * 4n;
+    while (seen < count) {
+      const hi = lo + width;
+      const kvs = await this.window(lo, hi, SCAN_CHUNK);
+      let last: Buffer | undefined;
+      let young = false;
+      for (const kv of kvs) {
+        seen++;
+        // The time alone decides: no need to parse (and validate) a record that may go.
+        const at = FIRST_AT.exec(kv.value.toString())?.[1];
+        const old = at === undefined || Date.parse(at) < cutoff;
+        if (!old && excess <= 0) {
+          young = true;
+          break;
+        }
+        last = kv.key;
+        excess--;
+      }
+      if (last) deleted += await this.deleteBetween(lo, last);
+      if (young) break;
+      if (kvs.length === SCAN_CHUNK) {
+        lo = revisionOf(kvs.at(-1)!.key, this.dir) + 1n;
+      } else {
+        lo = hi;
+        // A sparse stretch: wider windows, still bounded.
+        if (kvs.length === 0 && width < MAX_WINDOW) width *= 4n;
+      }
       // Stopping: the rest waits for the next pass (the next recorder).
-      if (!(await pause(signal))) return deleted;
-    }
-    // By count, oldest first, in the same paced chunks.
-    let excess = (await this.count()) - r.maxEntries;
-    while (excess > 0) {
-      const kvs = await this.oldest(Math.min(excess, SCAN_CHUNK), true);
-      if (kvs.length === 0) break;
-      deleted += await this.deleteBefore(kvs.at(-1)!.key);
-      excess -= kvs.length;
-      if (excess > 0 && !(await pause(signal))) break;
+      if (last && !(await pause(signal))) break;
     }
     return deleted;
   }
 
-  /** Deletes every history key up to and including `last`. */
-  private async deleteBefore(last: Buffer): Promise<number> {
+  /** Deletes the history keys of revisions from `lower` up to and including the key `last`. */
+  private async deleteBetween(lower: bigint, last: Buffer): Promise<number> {
     try {
-      const res = await this.registry.client.kv.deleteRange({ key: Buffer.from(this.dir), range_end: Buffer.concat([last, Buffer.from([0])]) });
+      const res = await this.registry.client.kv.deleteRange({
+        key: Buffer.from(this.registry.layout.historyKey(String(lower))),
+        range_end: Buffer.concat([last, Buffer.from([0])]),
+      });
       return Number(res.deleted);
     } catch (err) {
       throw toRegistryError(err, this.registry.endpoints, 'trimming the change history');
@@ -229,6 +254,10 @@ export class EtcdHistory implements HistoryFacade {
       throw toRegistryError(err, this.registry.endpoints, 'reading the change history');
     }
   }
+}
+
+function revisionOf(key: Buffer, dir: string): bigint {
+  return BigInt(key.toString().slice(dir.length));
 }
 
 /** Wait between trimming chunks; false once `signal` asks to stop. */
