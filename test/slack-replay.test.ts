@@ -148,7 +148,10 @@ describe('exactly once per Slack request across replicas and restarts (real etcd
         trigger_id: '77.77.dead',
       });
       expect(res.status).toBe(200);
-      expect(res.json).toMatchObject({ response_type: 'ephemeral', text: expect.stringContaining('did not run it; nothing was changed') });
+      // Refused connections are retried until etcd.commandTimeout, past Slack's ack deadline:
+      // acked first, the refusal follows on response_url.
+      const said = await waitResponse('dead', (c) => String(c.body.text).includes('did not run it; nothing was changed'));
+      expect(said.body.response_type).toBe('ephemeral');
       expect(lines.some((l) => l.msg === 'could not check whether a Slack request already ran; it was not executed' && l.requestId === '77.77.dead')).toBe(
         true,
       );

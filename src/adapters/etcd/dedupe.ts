@@ -30,8 +30,9 @@ export interface EtcdDeduperOptions {
    */
   leaseShareSec?: number;
   /**
-   * Budget of one claim. The claim sits before Slack's ack, which must arrive within 3 s;
-   * past this the request is refused rather than run unchecked. Default 2000 ms.
+   * Budget of one claim; past it the request is refused rather than run unchecked. Default
+   * `etcd.commandTimeout`: a claim slower than Slack's 3 s ack deadline is acked first
+   * (onceMiddleware), so it may take as long as any etcd operation.
    */
   timeoutMs?: number;
   now?: () => number;
@@ -80,7 +81,7 @@ export class EtcdDeduper implements RequestDeduper {
   ) {
     this.ttlSec = opts.ttlSec ?? SEEN_TTL_SEC;
     this.shareSec = opts.leaseShareSec ?? 60;
-    this.timeoutMs = opts.timeoutMs ?? 2000;
+    this.timeoutMs = opts.timeoutMs ?? registry.commandTimeoutMs;
     this.now = opts.now ?? Date.now;
   }
 

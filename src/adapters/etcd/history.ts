@@ -32,15 +32,15 @@ const recordSchema = z.object({ changes: z.array(entrySchema) });
 type StoredEntry = Omit<HistoryEntry, 'revision'>;
 
 /** Keys read, and at most deleted, per etcd round trip while trimming. */
-const SCAN_CHUNK = 250;
+const SCAN_CHUNK = 100;
 /**
  * Pause between trimming deletes. Every deleted key is an event on the feed's watch (it
  * covers the switchyard prefix): a backlog deleted in one go would queue the feed's next
  * change behind thousands of them; in paced chunks it waits for one chunk at most. Paced
- * this way a backlog goes at about 1,000 revisions a second, which is plenty for a trim
+ * this way a backlog goes at up to 1,000 revisions a second, which is plenty for a trim
  * that runs every minute.
  */
-const TRIM_PAUSE_MS = 200;
+const TRIM_PAUSE_MS = 100;
 /** The first change's time in a stored record, read without parsing the whole record. */
 const FIRST_AT = /"at":"([^"]*)"/;
 /** Widest revision window one page read spans (a sparse or filtered history widens it). */

@@ -1,4 +1,9 @@
+import { ErrorCode } from '@slack/bolt';
 import type { Logger } from '../../core/log.js';
+
+function isCoded(err: unknown): err is { code: unknown } {
+  return typeof err === 'object' && err !== null && 'code' in err;
+}
 
 /**
  * This request is claimed in the seen-set, so this replica alone will ever run it: a lost
@@ -9,6 +14,11 @@ export async function ackOrCarryOn(ack: () => Promise<void>, log: Logger): Promi
   try {
     await ack();
   } catch (err) {
+    // The de-duplication middleware acked already while etcd was slow (onceMiddleware's ackAfterMs).
+    if (isCoded(err) && err.code === ErrorCode.ReceiverMultipleAckError) {
+      log.debug('request acknowledged already, while its duplicate check waited on etcd');
+      return;
+    }
     log.warn({ err }, 'could not acknowledge a Slack request; running it anyway (a redelivery will be recognised as a duplicate)');
   }
 }

@@ -61,6 +61,12 @@ export interface OnceOptions {
   signatureKey: string;
   /** Told when a request starts waiting for its claim and when the claim is answered. */
   backlog?: { enter(): void; leave(): void };
+  /**
+   * A command or press whose claim has not been answered by then is acknowledged at once
+   * (Slack wants its ack within 3 s), and the claim goes on within the seen-set's own budget:
+   * an etcd leader election (1–2 s) then delays the command instead of refusing it. Default 1500 ms.
+   */
+  ackAfterMs?: number;
   now?: () => number;
 }
 
@@ -89,22 +95,35 @@ export function onceMiddleware(o: OnceOptions): Middleware<AnyMiddlewareArgs> {
     }
     let claim: ClaimResult;
     o.backlog?.enter();
+    // Set once the ack went out early; the listener's own ack is then a second one (ackOrCarryOn knows).
+    let earlyAck: Promise<void> | undefined;
+    const ackTimer =
+      ack && id.kind !== 'event'
+        ? setTimeout(() => {
+            log.info({ requestId: id.requestId, kind: id.kind }, 'etcd is slow to answer the duplicate check: acknowledged first, checking on');
+            earlyAck = ack().catch((err: unknown) => log.warn({ err, requestId: id.requestId }, 'could not acknowledge a Slack request early'));
+          }, o.ackAfterMs ?? 1500)
+        : undefined;
     try {
       claim = await o.deduper.claim(id.keys, { requestId: id.requestId, at: new Date(now()).toISOString() });
     } catch (err) {
       // Unsure whether it ran already: not running it is the safe side of "at most once".
       log.error({ err, requestId: id.requestId, kind: id.kind }, 'could not check whether a Slack request already ran; it was not executed');
-      if (id.kind === 'command' && ack) await ack({ response_type: 'ephemeral', text: UNCHECKED_TEXT });
+      clearTimeout(ackTimer);
+      if (earlyAck) await earlyAck;
+      if (id.kind === 'command' && ack && !earlyAck) await ack({ response_type: 'ephemeral', text: UNCHECKED_TEXT });
       else {
-        await ack?.();
+        if (!earlyAck) await ack?.();
         await respond?.({ response_type: 'ephemeral', replace_original: false, text: UNCHECKED_TEXT }).catch((e: unknown) =>
           log.warn({ err: e }, 'could not say so'),
         );
       }
       return;
     } finally {
+      clearTimeout(ackTimer);
       o.backlog?.leave();
     }
+    if (earlyAck) await earlyAck;
     if (claim.duplicate) {
       duplicates.inc({ kind: id.kind });
       log.info(
@@ -119,7 +138,7 @@ export function onceMiddleware(o: OnceOptions): Middleware<AnyMiddlewareArgs> {
         },
         'duplicate Slack request acknowledged, not executed',
       );
-      await ack?.();
+      if (!earlyAck) await ack?.();
       return;
     }
     await next();
