@@ -7,7 +7,7 @@
 import type { ICompare, IKeyValue, IRequestOp, Lease } from 'etcd3';
 import { encodeCause } from '../adapters/etcd/attribution.js';
 import { decodeAddress, decodeState, encodeState, isProblem, leaseOf } from '../adapters/etcd/codec.js';
-import { toRegistryError } from '../adapters/etcd/errors.js';
+import { registryCall, toRegistryError } from '../adapters/etcd/errors.js';
 import { deleteOp, putOp, rangeOp, unchanged } from '../adapters/etcd/ops.js';
 import type { EtcdRegistry } from '../adapters/etcd/registry.js';
 import type { Logger } from '../core/log.js';
@@ -200,13 +200,7 @@ export class WatcherKeys {
   }
 
   private call<T>(action: string, fn: () => Promise<T>): Promise<T> {
-    return this.registry.operation(async () => {
-      try {
-        return await fn();
-      } catch (err) {
-        throw toRegistryError(err, this.registry.endpoints, action);
-      }
-    });
+    return this.registry.operation(() => registryCall(this.registry.endpoints, action, fn));
   }
 }
 

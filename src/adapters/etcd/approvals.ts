@@ -10,7 +10,7 @@ import type { IKeyValue } from 'etcd3';
 import { z } from 'zod';
 import type { ApprovalRecord, ApprovalRequest, ApprovalStore } from '../../core/approval.js';
 import { SwitchyardError } from '../../core/errors.js';
-import { toRegistryError } from './errors.js';
+import { registryCall } from './errors.js';
 import { putOp, unchanged } from './ops.js';
 import type { EtcdRegistry } from './registry.js';
 
@@ -91,12 +91,8 @@ export class EtcdApprovalStore implements ApprovalStore {
     return res.kvs[0];
   }
 
-  private async call<T>(action: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw toRegistryError(err, this.registry.endpoints, action);
-    }
+  private call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    return registryCall(this.registry.endpoints, action, fn);
   }
 }
 

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IKeyValue } from 'etcd3';
 import { z } from 'zod';
-import { toRegistryError } from './errors.js';
+import { registryCall } from './errors.js';
 import { putOp, unchanged } from './ops.js';
 import type { EtcdRegistry } from './registry.js';
 
@@ -82,12 +82,8 @@ export class EtcdConfirmationStore implements ConfirmationStore {
     return res.kvs[0];
   }
 
-  private async call<T>(action: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw toRegistryError(err, this.registry.endpoints, action);
-    }
+  private call<T>(action: string, fn: () => Promise<T>): Promise<T> {
+    return registryCall(this.registry.endpoints, action, fn);
   }
 }
 

@@ -70,6 +70,15 @@ function isRecoverable(err: unknown): boolean {
  * Wrap a failure of `action` (e.g. "registering web/a"). Connection-level failures become
  * E_UNAVAILABLE (retrying later may help); everything else E_REGISTRY.
  */
+/** Runs one etcd call; whatever it throws comes back as the registry error for `action`. */
+export async function registryCall<T>(endpoints: readonly string[], action: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toRegistryError(err, endpoints, action);
+  }
+}
+
 export function toRegistryError(raw: unknown, endpoints: readonly string[], action: string): SwitchyardError {
   if (isSwitchyardError(raw)) return raw;
   const err = typed(raw);

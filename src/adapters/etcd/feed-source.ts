@@ -1,7 +1,7 @@
 import type { Logger } from '../../core/log.js';
 import type { ChangeHandlers, ChangeSource } from '../../feed/ports.js';
 import type { FeedChange } from '../../feed/types.js';
-import { toRegistryError } from './errors.js';
+import { registryCall } from './errors.js';
 import { interpretEvents } from './feed-events.js';
 import type { EtcdRegistry } from './registry.js';
 
@@ -44,12 +44,8 @@ export class EtcdChangeSource implements ChangeSource {
     );
   }
 
-  private async read(key: string, action: string) {
-    try {
-      return await this.registry.client.get(key).exec();
-    } catch (err) {
-      throw toRegistryError(err, this.registry.endpoints, action);
-    }
+  private read(key: string, action: string) {
+    return registryCall(this.registry.endpoints, action, () => this.registry.client.get(key).exec());
   }
 }
 

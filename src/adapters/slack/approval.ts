@@ -12,7 +12,7 @@ import type { ApprovalGate, ApprovalRecord, PressResult, Vote } from '../../core
 import type { Logger } from '../../core/log.js';
 import { ackOrCarryOn } from './ack.js';
 import type { WebClient } from './client.js';
-import { escapeMrkdwn } from './mrkdwn.js';
+import { codeText as code, escapeMrkdwn, mention } from './mrkdwn.js';
 import { fallbackText, renderReply, section, type Block, type SlackMessage } from './render.js';
 import type { RunOptions } from './run.js';
 
@@ -266,18 +266,6 @@ function parseValue(raw: string | undefined): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
-
-function mention(user: string): string {
-  return SLACK_USER.test(user) ? `<@${user}>` : escapeMrkdwn(user);
-}
-
-/** A command line inside a code span: escaped, no backticks, bounded. */
-function code(text: string): string {
-  const t = text.replace(/`/g, "'");
-  return escapeMrkdwn(t.length > 500 ? `${t.slice(0, 499)}…` : t);
 }
 
 function describeMs(ms: number): string {

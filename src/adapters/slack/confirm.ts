@@ -12,7 +12,7 @@ import type { Caller } from '../../core/caller.js';
 import type { Dispatcher } from '../../core/dispatch.js';
 import type { Logger } from '../../core/log.js';
 import type { Reply } from '../../core/reply.js';
-import { escapeMrkdwn } from './mrkdwn.js';
+import { codeText as code, escapeMrkdwn, mention } from './mrkdwn.js';
 import { ProgressReply } from './progress.js';
 import { fallbackText, section, type Block, type SlackMessage } from './render.js';
 import { ackOrCarryOn } from './ack.js';
@@ -187,18 +187,6 @@ function parseValue(raw: string | undefined): ButtonValue | undefined {
 
 function foreign(user: string): string {
   return `Only ${mention(user)}, who ran this command, can confirm or cancel it; nothing was changed.`;
-}
-
-const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
-
-function mention(user: string): string {
-  return SLACK_USER.test(user) ? `<@${user}>` : escapeMrkdwn(user);
-}
-
-/** A command line inside a code span: escaped, no backticks, bounded. */
-function code(text: string): string {
-  const t = text.replace(/`/g, "'");
-  return escapeMrkdwn(t.length > 500 ? `${t.slice(0, 499)}…` : t);
 }
 
 function describeMs(ms: number): string {

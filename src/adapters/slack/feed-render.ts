@@ -7,7 +7,7 @@
 import { changeLines, countLabel, eventLine, summaryLines, plainStyle, type Style } from '../../feed/format.js';
 import type { FeedChange, FeedItem } from '../../feed/types.js';
 import type { types } from '@slack/bolt';
-import { escapeMrkdwn } from './mrkdwn.js';
+import { escapeMrkdwn, mention } from './mrkdwn.js';
 import { BlockBudget, chunkLines, fallbackText, LIMITS, section, type Block, type SlackMessage } from './render.js';
 
 export interface FeedMessage extends SlackMessage {
@@ -43,11 +43,9 @@ export interface ApplyButtonValue {
 
 type Button = types.Button;
 
-const SLACK_USER = /^[UW][A-Z0-9]{2,}$/;
-
 export const slackStyle: Style = {
   text: escapeMrkdwn,
-  user: (id) => (SLACK_USER.test(id) ? `<@${id}>` : escapeMrkdwn(id)),
+  user: mention,
   strong: (s) => `*${s}*`,
   code: (s) => `\`${escapeMrkdwn(s.replace(/`/g, "'"))}\``,
   alert: ':x: ',
