@@ -1,10 +1,10 @@
 /**
- * Burst coalescing for the apply loop. A lone change runs at once (on the next turn of the
- * event loop, so the rest of its watch batch joins it): waiting out a quiet period that no
- * further change breaks would only add latency. A change that follows another within
- * `quietMs` — of its run, or of a run still going — is part of a burst: it runs once things
- * have been quiet for `quietMs`, but never later than `maxWaitMs` after the burst's first
- * poke. Never two runs at once (pokes during a run schedule exactly one more).
+ * Burst coalescing for the apply loop. A lone change — one that follows the previous change
+ * by at least `quietMs` — runs at once (on the next turn of the event loop, so the rest of
+ * its watch batch joins it): waiting out a quiet period that nothing breaks would only add
+ * latency. A change that follows another within `quietMs` is part of a burst: it runs once
+ * things have been quiet for `quietMs`, but never later than `maxWaitMs` after the burst's
+ * first poke. Never two runs at once (pokes during a run schedule exactly one more).
  */
 export interface CoalescerOptions {
   quietMs: number;
@@ -21,8 +21,8 @@ export class Coalescer {
   private stopped = false;
   /** A run is due on the next turn: later pokes ride along with it. */
   private leading = false;
-  /** When the last run ended (ms); a poke within `quietMs` of it belongs to a burst. */
-  private lastRunEnded = Number.NEGATIVE_INFINITY;
+  /** When the previous poke came (ms): one within `quietMs` of it belongs to a burst. */
+  private lastPoke = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly task: () => Promise<void>,
@@ -32,13 +32,15 @@ export class Coalescer {
   /** Something changed. */
   poke(): void {
     if (this.stopped) return;
+    const now = Date.now();
+    const sincePrevious = now - this.lastPoke;
+    this.lastPoke = now;
     if (this.running) {
       this.again = true;
       return;
     }
     if (this.leading) return;
-    const now = Date.now();
-    if (this.timer === undefined && now - this.lastRunEnded >= this.opts.quietMs) {
+    if (this.timer === undefined && sincePrevious >= this.opts.quietMs) {
       this.leading = true;
       this.timer = setTimeout(() => this.fire(), 0);
       return;
@@ -59,7 +61,6 @@ export class Coalescer {
       .catch((err: unknown) => this.opts.onError(err))
       .finally(() => {
         this.running = undefined;
-        this.lastRunEnded = Date.now();
         if (this.again && !this.stopped) {
           this.again = false;
           this.poke();
