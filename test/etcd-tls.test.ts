@@ -5,18 +5,17 @@
  * ETCD_PASSWORD from the environment — as an operator runs it. A command works; a wrong CA,
  * a missing client certificate and a wrong password fail with an error that says so.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { runShell } from './helpers/process.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdctl, startEtcd, type EtcdProcess } from './helpers/etcd.js';
 import { ONCALL } from './helpers/workspace.js';
 
 const run = promisify(execFile);
-const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
 const ACL = `rules:\n  - allow: ["*"]\n    users: [${ONCALL}]\n`;
 
 async function openssl(dir: string, ...args: string[]): Promise<void> {
@@ -54,23 +53,6 @@ async function makeCerts(dir: string): Promise<void> {
   // The server's certificate also serves the test's own health probe as a client.
   await sign('server', '127.0.0.1', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
   await sign('client', 'switchyard', 'extendedKeyUsage=clientAuth\n');
-}
-
-/** `switchyard shell` with `dir/switchyard.yaml`, a script on stdin. */
-function shell(dir: string, script: string, env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'shell', '--config', join(dir, 'switchyard.yaml'), '--user', ONCALL], {
-      env: { ...process.env, LOG_LEVEL: 'error', ETCD_PASSWORD: '', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(script);
-  });
 }
 
 async function writeConfig(dir: string, etcd: string): Promise<void> {
@@ -163,3 +145,8 @@ describe('etcd with user/password auth (real etcd)', () => {
     expect(await etcdctl(etcd!.endpoint, ...root, 'get', '/services/web/web-2', '--print-value-only')).toBe('');
   }, 120_000);
 });
+
+/** The shell against the TLS/auth etcd of `dir`; ETCD_PASSWORD only when the test gives one. */
+function shell(dir: string, script: string, env: Record<string, string> = {}) {
+  return runShell(join(dir, 'switchyard.yaml'), ['--user', ONCALL], script, { LOG_LEVEL: 'error', ETCD_PASSWORD: '', ...env });
+}

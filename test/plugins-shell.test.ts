@@ -4,33 +4,14 @@
  * go through the same router as built-ins — ACL, help, confirmation, audit, [ops] lines —
  * and a plugin that throws or hangs costs a coded reply, never the process.
  */
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runShell } from './helpers/process.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FAULTY_PLUGIN, pluginSource, pluginWorkspace } from './helpers/plugins.js';
 import { ONCALL, VISITOR, type Workspace } from './helpers/workspace.js';
-
-const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
-
-function runShell(ws: Workspace, args: string[], script: string) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'shell', '--config', ws.configPath, ...args], {
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(script);
-  });
-}
 
 /** /health answers 200 on one server and 503 on the other: what `probe` reports. */
 async function healthServer(status: number): Promise<Server> {
@@ -81,7 +62,7 @@ describe('external plugins in switchyard shell (process, real etcd)', () => {
       'help',
     ].join('\n');
     const logFile = join(ws.dir, 'switchyard.log');
-    const { code, stdout, stderr } = await runShell(ws, ['--user', ONCALL, '--log', logFile], script);
+    const { code, stdout, stderr } = await runShell(ws.configPath, ['--user', ONCALL, '--log', logFile], script);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const lines = stdout.split('\n');
@@ -133,14 +114,14 @@ describe('external plugins in switchyard shell (process, real etcd)', () => {
   it('applies acl.yaml to plugin commands: refusal, services globs, and help only for those allowed', async () => {
     ws = await pluginWorkspace({ plugins: PLUGINS, files: { 'faulty.mjs': FAULTY_PLUGIN } });
     await ws.etcd.put(`${ws.prefixes.services}/web/web-1`).value('10.0.0.1:80');
-    const visitor = await runShell(ws, ['--user', VISITOR, '--channel', 'C0OPS'], 'maintenance web on --yes\nmaintenance sandbox-1 on --yes\n');
+    const visitor = await runShell(ws.configPath, ['--user', VISITOR, '--channel', 'C0OPS'], 'maintenance web on --yes\nmaintenance sandbox-1 on --yes\n');
     expect(visitor.code).toBe(0);
     expect(visitor.stdout).toContain('error: you may not run maintenance on web here');
     // Allowed by the sandbox-* rule: it ran, and found nothing to do.
     expect(visitor.stdout).toContain('error: sandbox-1 has no registered instance');
     expect(await ws.etcd.get(`${ws.prefixes.switchyard}/state/web/web-1`).string()).toBeNull();
 
-    const nobody = await runShell(ws, ['--user', 'U0NOBODY', '--channel', 'C0OPS'], 'help\nmaintenance web on\n');
+    const nobody = await runShell(ws.configPath, ['--user', 'U0NOBODY', '--channel', 'C0OPS'], 'help\nmaintenance web on\n');
     expect(nobody.stdout).toMatch(/probe /);
     expect(nobody.stdout).not.toMatch(/^\s*maintenance /m);
     // Someone who may not run it at all learns nothing about its usage.
@@ -151,7 +132,7 @@ describe('external plugins in switchyard shell (process, real etcd)', () => {
     ws = await pluginWorkspace({
       plugins: 'plugins:\n  - module: ./plugins/maintenance/index.js\n    options:\n      confirmOn: maybe\n',
     });
-    const bad = await runShell(ws, ['--user', ONCALL], 'status\n');
+    const bad = await runShell(ws.configPath, ['--user', ONCALL], 'status\n');
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe('');
     expect(bad.stderr).toContain(`${ws.configPath}:${await lineOf(ws, 'confirmOn: maybe')}: plugins.0 (./plugins/maintenance/index.js): options.confirmOn:`);
@@ -161,7 +142,7 @@ describe('external plugins in switchyard shell (process, real etcd)', () => {
       plugins: 'plugins:\n  - ./mine.mjs\n',
       files: { 'mine.mjs': pluginSource({ name: 'mine', command: 'status' }) },
     });
-    const clash = await runShell(ws, ['--user', ONCALL], 'status\n');
+    const clash = await runShell(ws.configPath, ['--user', ONCALL], 'status\n');
     expect(clash.code).toBe(1);
     expect(clash.stderr).toContain('command "status" from plugin mine (./mine.mjs) clashes with built-in plugin status');
     await ws.dispose();
@@ -170,7 +151,7 @@ describe('external plugins in switchyard shell (process, real etcd)', () => {
       plugins: 'plugins:\n  - ./mine.mjs\n',
       files: { 'mine.mjs': pluginSource({ name: 'mine', command: 'mine', apiVersion: '>=2' }) },
     });
-    const future = await runShell(ws, ['--user', ONCALL], 'mine\n');
+    const future = await runShell(ws.configPath, ['--user', ONCALL], 'mine\n');
     expect(future.code).toBe(1);
     expect(future.stderr).toContain(
       `${ws.configPath}:${await lineOf(ws, '- ./mine.mjs')}: plugins.0 (./mine.mjs): plugin mine refused: it was written for plugin API >=2`,

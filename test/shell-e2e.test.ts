@@ -1,28 +1,8 @@
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runShell } from './helpers/process.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeWorkspace, ONCALL, VISITOR, type Workspace } from './helpers/workspace.js';
-
-const BIN = fileURLToPath(new URL('../bin/switchyard.js', import.meta.url));
-
-/** Run `switchyard shell` as a user would: a script on stdin, replies on stdout. */
-function runShell(ws: Workspace, args: string[], script: string) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'shell', '--config', ws.configPath, ...args], {
-      env: { ...process.env, LOG_LEVEL: 'warn' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(script);
-  });
-}
 
 describe('switchyard shell end to end (real etcd)', () => {
   let ws: Workspace;
@@ -47,7 +27,7 @@ describe('switchyard shell end to end (real etcd)', () => {
       'deregister api api-1 --yes',
     ].join('\n');
     const logFile = join(ws.dir, 'switchyard.log');
-    const { code, stdout, stderr } = await runShell(ws, ['--user', ONCALL, '--log', logFile], script);
+    const { code, stdout, stderr } = await runShell(ws.configPath, ['--user', ONCALL, '--log', logFile], script);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const lines = stdout.split('\n');
@@ -86,7 +66,7 @@ describe('switchyard shell end to end (real etcd)', () => {
   });
 
   it('applies the same ACLs as Slack: a visitor may read but changes nothing', async () => {
-    const { code, stdout } = await runShell(ws, ['--user', VISITOR, '--channel', 'C0OPS'], 'register web web-1 10.0.0.1:80\nstatus\nhelp\n');
+    const { code, stdout } = await runShell(ws.configPath, ['--user', VISITOR, '--channel', 'C0OPS'], 'register web web-1 10.0.0.1:80\nstatus\nhelp\n');
     expect(code).toBe(0);
     expect(stdout).toContain('error: you may not run register here: no rule allows register');
     expect(stdout).toContain('0 service(s), 0 instance(s)');
@@ -97,7 +77,7 @@ describe('switchyard shell end to end (real etcd)', () => {
   it('fails at start with file:line when acl.yaml is invalid', async () => {
     const bad = await makeWorkspace({ acl: 'rules:\n  - allow: [status]\n    groups: [nobody]\n' });
     try {
-      const { code, stderr } = await runShell(bad, ['--user', ONCALL], 'status\n');
+      const { code, stderr } = await runShell(bad.configPath, ['--user', ONCALL], 'status\n');
       expect(code).toBe(1);
       expect(stderr).toMatch(/acl\.yaml:3:.*nobody/);
     } finally {

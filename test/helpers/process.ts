@@ -102,3 +102,26 @@ export function killAll(): void {
   for (const child of running) child.kill('SIGKILL');
   running.clear();
 }
+
+export interface ShellRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `switchyard shell` as a user runs it: `script` on stdin, replies on stdout, until it exits. */
+export function runShell(configPath: string, args: string[], script: string, env: Record<string, string> = {}): Promise<ShellRun> {
+  return new Promise<ShellRun>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'shell', '--config', configPath, ...args], {
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(script);
+  });
+}
