@@ -150,7 +150,11 @@ describe('exactly once per Slack request across replicas and restarts (real etcd
       expect(res.status).toBe(200);
       // Refused connections are retried until etcd.commandTimeout, past Slack's ack deadline:
       // acked first, the refusal follows on response_url.
-      const said = await waitResponse('dead', (c) => String(c.body.text).includes('did not run it; nothing was changed'));
+      // The claim's budget (at least 10 s) runs out first; then the refusal is said.
+      const said = await standIn.waitFor(
+        (c) => c.kind === 'response' && c.method === 'dead' && String(c.body.text).includes('did not run it; nothing was changed'),
+        40_000,
+      );
       expect(said.body.response_type).toBe('ephemeral');
       expect(lines.some((l) => l.msg === 'could not check whether a Slack request already ran; it was not executed' && l.requestId === '77.77.dead')).toBe(
         true,
@@ -159,7 +163,7 @@ describe('exactly once per Slack request across replicas and restarts (real etcd
     } finally {
       await dead.stop();
     }
-  });
+  }, 60_000);
 
   it('runs a replayed Confirm press once, whichever replica the copies reach', async () => {
     const reg = await a.runtime.router.dispatch({ text: 'register db db-1 10.0.0.3:5432', caller: { userId: ONCALL, channel: OPS_CHANNEL, source: 'slack' } });

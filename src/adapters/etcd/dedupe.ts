@@ -14,6 +14,9 @@ import { toRegistryError } from './errors.js';
 import { putOp, rangeOp, unchanged } from './ops.js';
 import type { EtcdRegistry } from './registry.js';
 
+/** An etcd leader election (1–2 s here) plus the client's failover to another member fits with room to spare. */
+const CLAIM_MIN_BUDGET_MS = 10_000;
+
 /**
  * How long a request stays "seen". A signed request is accepted while its timestamp is
  * within ±5 min of our clock, so the same bytes can arrive for 10 min; Slack's retries of an
@@ -30,9 +33,10 @@ export interface EtcdDeduperOptions {
    */
   leaseShareSec?: number;
   /**
-   * Budget of one claim; past it the request is refused rather than run unchecked. Default
-   * `etcd.commandTimeout`: a claim slower than Slack's 3 s ack deadline is acked first
-   * (onceMiddleware), so it may take as long as any etcd operation.
+   * Budget of one claim; past it the request is refused rather than run unchecked. A claim
+   * slower than Slack's 3 s ack deadline is acked first (onceMiddleware), so it may outlast
+   * an etcd leader election and the client's failover: default `etcd.commandTimeout`, and
+   * at least CLAIM_MIN_BUDGET_MS.
    */
   timeoutMs?: number;
   now?: () => number;
@@ -81,7 +85,7 @@ export class EtcdDeduper implements RequestDeduper {
   ) {
     this.ttlSec = opts.ttlSec ?? SEEN_TTL_SEC;
     this.shareSec = opts.leaseShareSec ?? 60;
-    this.timeoutMs = opts.timeoutMs ?? registry.commandTimeoutMs;
+    this.timeoutMs = opts.timeoutMs ?? Math.max(registry.commandTimeoutMs, CLAIM_MIN_BUDGET_MS);
     this.now = opts.now ?? Date.now;
   }
 
@@ -147,11 +151,11 @@ export class EtcdDeduper implements RequestDeduper {
     const deadline = this.now() + this.timeoutMs;
     let pending = toWrite;
     try {
-      for (let leaseRetry = false; pending.length > 0; ) {
-        const lease = await this.currentLease(deadline);
+      for (let leaseRetry = false, pause = 50; pending.length > 0; ) {
         const keys = pending.flatMap((w) => w.keys);
         let res: Awaited<ReturnType<EtcdRegistry['client']['kv']['txn']>>;
         try {
+          const lease = await this.currentLease(deadline);
           // Within the claim's deadline but without a gRPC deadline of our own: the client
           // splits what is left into short attempts over the endpoints, so a member that cannot
           // answer (killed, or a follower while a new leader is elected) costs a slice of the
@@ -166,9 +170,16 @@ export class EtcdDeduper implements RequestDeduper {
         } catch (err) {
           // A lease revoked or expired under us (etcd restored from a snapshot, a clock
           // jump): take a fresh one and try once more.
-          if (!(err instanceof EtcdLeaseInvalidError) || leaseRetry) throw err;
-          leaseRetry = true;
-          this.lease = undefined;
+          if (err instanceof EtcdLeaseInvalidError && !leaseRetry) {
+            leaseRetry = true;
+            this.lease = undefined;
+            continue;
+          }
+          // Whatever else a dying leader answers with, tried again while the budget lasts: the
+          // request is acked already, and the nonce tells a retry that an attempt landed.
+          if (this.now() + pause >= deadline) throw err;
+          await new Promise((r) => setTimeout(r, pause));
+          pause = Math.min(pause * 2, 1000);
           continue;
         }
         if (res.succeeded) {

@@ -72,7 +72,7 @@ export interface OnceOptions {
 
 /** Told to the user when the seen-set cannot be asked: the command did not run. */
 export const UNCHECKED_TEXT =
-  'switchyard could not check that this request is new (etcd did not answer), so it did not run it; nothing was changed. Try again in a moment.';
+  ':x: switchyard could not check that this request is new (etcd did not answer), so it did not run it; nothing was changed. Try again in a moment.';
 
 /**
  * Global Bolt middleware, registered before every listener. Events are already acked by
