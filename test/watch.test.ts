@@ -411,8 +411,9 @@ describe('switchyard watch as a process', { timeout: 120_000 }, () => {
       10_000,
       100,
     );
-    // k4 was moved onto the new lease and the old one is revoked: it outlives the old lease.
-    expect((await registry.get('keep', 'k4'))?.lease).toBe(newLease);
+    // k4 is moved onto the new lease (listed all along, on the old one until then) and the old
+    // lease is revoked: it outlives the old lease.
+    await waitFor('k4 on the new lease', async () => (await registry.get('keep', 'k4'))?.lease === newLease, 10_000, 50);
     await waitFor('the old lease revoked', async () => Number((await registry.client.leaseClient.leaseTimeToLive({ ID: oldLease! })).TTL) === -1, 10_000, 50);
     expect((await registry.get('keep', 'k6'))?.address).toBe(`127.0.0.1:${c6.port}`);
     expect(feed.lines).toContain(`keep/k5 removed (was at 127.0.0.1:${c5.port}) — by watch@h1 (container exited)`);
