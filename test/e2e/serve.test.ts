@@ -29,7 +29,7 @@ import { prepareHaproxy, startHaproxy, startHttpBackend, waitFor, type HttpBacke
 import { freePort } from '../helpers/net.js';
 import { killAll, spawnSwitchyard, type SwitchyardProcess } from '../helpers/process.js';
 import { postSlashCommand, startSlackStandIn, type SlackCall, type SlackStandIn } from '../helpers/slack.js';
-import { ONCALL, OPS_CHANNEL, VISITOR } from '../helpers/workspace.js';
+import { DEFAULT_ACL, ONCALL, OPS_CHANNEL, VISITOR } from '../helpers/workspace.js';
 
 const SECRET = 'e2e-signing-secret';
 const BOT_TOKEN = 'xoxb-e2e';
@@ -41,16 +41,7 @@ const START_MS = 90_000;
 /** Something that happens in well under a second, seen through etcd, a watch and a post. */
 const SEEN_MS = 20_000;
 
-const ACL = `groups:
-  oncall: [${ONCALL}]
-rules:
-  - allow: [status, help]
-    users: ["*"]
-  - name: oncall changes
-    allow: ["*"]
-    groups: [oncall]
-    channels: [${OPS_CHANNEL}, dm]
-`;
+const ACL = DEFAULT_ACL;
 
 interface Serve extends SwitchyardProcess {
   base: string;

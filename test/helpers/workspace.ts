@@ -8,18 +8,8 @@ export const ONCALL = 'U0ONCALL';
 export const VISITOR = 'U0VISITOR';
 export const OPS_CHANNEL = 'C0OPS';
 
-/**
- * A private switchyard setup on the shared etcd: a temp dir holding switchyard.yaml and
- * acl.yaml, with registry prefixes no other test uses, and an etcd client to check state.
- */
-export async function makeWorkspace(opts: { acl?: string } = {}) {
-  const dir = await mkdtemp(join(tmpdir(), 'switchyard-ws-'));
-  const endpoint = sharedEtcdEndpoint();
-  const root = uniquePrefix('ws');
-  const prefixes = { services: `${root}/services`, switchyard: `${root}/switchyard` };
-  const acl =
-    opts.acl ??
-    `groups:
+/** Everyone may read; the on-call group may change anything, in #ops or a DM. */
+export const DEFAULT_ACL = `groups:
   oncall: [${ONCALL}]
 rules:
   - allow: [status, help]
@@ -29,6 +19,17 @@ rules:
     groups: [oncall]
     channels: [${OPS_CHANNEL}, dm]
 `;
+
+/**
+ * A private switchyard setup on the shared etcd: a temp dir holding switchyard.yaml and
+ * acl.yaml, with registry prefixes no other test uses, and an etcd client to check state.
+ */
+export async function makeWorkspace(opts: { acl?: string } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-ws-'));
+  const endpoint = sharedEtcdEndpoint();
+  const root = uniquePrefix('ws');
+  const prefixes = { services: `${root}/services`, switchyard: `${root}/switchyard` };
+  const acl = opts.acl ?? DEFAULT_ACL;
   await writeFile(join(dir, 'acl.yaml'), acl);
   const configPath = join(dir, 'switchyard.yaml');
   await writeFile(
