@@ -142,6 +142,40 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
     expect(await hap.workerPid()).toBe(worker);
   });
 
+  it('HAProxy changed behind its back: the next change is sent at once and HAProxy is then put where the registry says', async () => {
+    await routed('web-1', 'web-2');
+    const worker = await hap.workerPid();
+    const server = async (name: string) => (await hap.runtime.showServersState('web')).find((r) => r.name === name);
+    // Someone else's hand on the admin socket: web-1 forced into maintenance, web-2 deleted.
+    await hap.runtime.setServerState('web', 'web-1', 'maint');
+    await hap.runtime.setServerState('web', 'web-2', 'maint');
+    await hap.runtime.delServer('web', 'web-2');
+    expect(await server('web-2')).toBeUndefined();
+
+    // The agent's baseline still says both are ready: its commands for web-3 go out first,
+    // then HAProxy's own state shows the rest to put right.
+    let n = running.results.length;
+    await routed('web-3');
+    await waitFor('web-1 and web-2 back in rotation', async () => {
+      const seen = await whoAnswers(url, 9);
+      return ['web-1', 'web-2', 'web-3'].every((i) => seen.has(i));
+    });
+    const fixed = await resultAfter(n, (x) => x.changes.includes('+web-3'));
+    expect(fixed).toMatchObject({ ok: true, method: 'runtime' });
+
+    // A command the baseline makes wrong (a weight for a server HAProxy no longer has) is
+    // refused; the read that follows adds the server, with the new weight, and no reload.
+    await hap.runtime.setServerState('web', 'web-3', 'maint');
+    await hap.runtime.delServer('web', 'web-3');
+    n = running.results.length;
+    await registry.register('web', 'web-3', backends['web-3']!.address, { by: 'U1', weight: 42 });
+    const readded = await resultAfter(n, (x) => x.changes.includes('web-3 weight 42'));
+    expect(readded).toMatchObject({ ok: true, method: 'runtime' });
+    expect((await server('web-3'))?.uweight).toBe(42);
+    await waitFor('web-3 routed again', async () => (await whoAnswers(url, 9)).has('web-3'));
+    expect(await hap.workerPid()).toBe(worker);
+  });
+
   it('drain survives a reload (server-state-file)', async () => {
     await routed('web-2', 'web-3');
     await registry.setState('web', 'web-2', 'drain', 'U1');

@@ -75,7 +75,7 @@ export class Converger {
     let outcome: ApplyOutcome;
     try {
       const live = this.baseline ? undefined : await this.opts.applier.readLive();
-      outcome = await this.opts.applier.apply(planApply(this.baseline, next, live), next);
+      outcome = await this.opts.applier.apply(planApply(this.baseline, next, live), next, this.baseline);
     } catch (err) {
       // The applier reports HAProxy's failures itself; this is anything else (a file
       // that cannot be read, a bug): report it and try again later.

@@ -143,8 +143,11 @@ export class EtcdRegistry implements Registry {
     const lease =
       ttlMs === undefined ? undefined : (await this.call(action, () => this.client.leaseClient.leaseGrant({ TTL: Math.ceil(ttlMs / 1000), ID: 0 }))).ID;
     try {
-      for (let attempt = 1; attempt <= CAS_ATTEMPTS; attempt++) {
-        const [svcKv, stKv] = await this.readKeys([svcKey, stKey], action);
+      // Guess "not registered yet" first: a new instance (the case a scale-up or a fresh
+      // container waits on) then costs one round trip. A wrong guess fails the compare and
+      // the failure branch reads both keys, so every later attempt is a plain compare-and-swap.
+      let [svcKv, stKv]: (IKeyValue | undefined)[] = [undefined, undefined];
+      for (let attempt = 0; attempt <= CAS_ATTEMPTS; attempt++) {
         const prev = stKv ? decodeState(stKv.value.toString()) : undefined;
         if (isProblem(prev)) this.log.warn({ key: stKey, problem: prev.problem }, 'replacing an invalid state record');
         const prevState = prev && !isProblem(prev) ? prev : undefined;
@@ -155,17 +158,20 @@ export class EtcdRegistry implements Registry {
           by: opts.by,
           at: this.now().toISOString(),
         };
-        const ok = await this.txn(
-          action,
-          [unchanged(svcKey, svcKv), unchanged(stKey, stKv)],
-          [
-            // On the instance's lease: a registration that expires leaves no attribution behind.
-            causeOp(this.layout, opts.by, this.now(), lease),
-            putOp(svcKey, address, lease),
-            putOp(stKey, encodeState(record), lease),
-          ],
+        const res = await this.call(action, () =>
+          this.client.kv.txn({
+            compare: [unchanged(svcKey, svcKv), unchanged(stKey, stKv)],
+            success: [
+              // On the instance's lease: a registration that expires leaves no attribution behind.
+              causeOp(this.layout, opts.by, this.now(), lease),
+              putOp(svcKey, address, lease),
+              putOp(stKey, encodeState(record), lease),
+            ],
+            failure: [rangeOp(svcKey), rangeOp(stKey)],
+          }),
         );
-        if (ok) return { created: svcKv === undefined };
+        if (res.succeeded) return { created: svcKv === undefined };
+        [svcKv, stKv] = res.responses.map((r) => r.response_range?.kvs[0]);
       }
       throw new SwitchyardError('E_CONFLICT', `${service}/${instance} kept changing while registering it; try again`);
     } catch (err) {

@@ -12,7 +12,7 @@ import { readIfExists, removeQuietly, tempPathFor, writeFileAtomic, writeFileDur
 import type { HaproxyMaster } from './master.js';
 import type { HaproxyModel } from './model.js';
 import type { AppliedConfig, Plan } from './plan.js';
-import { reconcile } from './reconcile.js';
+import { assumedState, reconcile } from './reconcile.js';
 import type { HaproxyRuntime } from './runtime.js';
 import { executeOps } from './runtime-ops.js';
 
@@ -80,7 +80,12 @@ export class HaproxyApplier {
     return readIfExists(this.opts.configPath);
   }
 
-  async apply(plan: Plan, next: AppliedConfig): Promise<ApplyOutcome> {
+  /**
+   * @param baseline what the caller believes is live (its last committed config); when
+   *   given, runtime commands are sent before HAProxy's state is read, and the read then
+   *   confirms them.
+   */
+  async apply(plan: Plan, next: AppliedConfig, baseline?: AppliedConfig): Promise<ApplyOutcome> {
     const started = performance.now();
     const warnings = next.model.problems.map((p) => `skipped ${describeProblem(p)}`);
     const finish: Finish = (method, ok, fields) => {
@@ -106,7 +111,7 @@ export class HaproxyApplier {
     }
     if (plan.method === 'none' || plan.method === 'runtime') {
       try {
-        const rt = await this.runtimePath(next);
+        const rt = await this.runtimePath(next, baseline);
         if (rt.kind === 'done') {
           const method: ApplyMethod = rt.touched ? 'runtime' : 'none';
           const changes = plan.changes.length > 0 ? plan.changes : rt.changes;
@@ -211,24 +216,50 @@ export class HaproxyApplier {
 
   private async runtimePath(
     next: AppliedConfig,
+    baseline: AppliedConfig | undefined,
   ): Promise<{ kind: 'done'; touched: boolean; changes: string[]; pending: string[] } | { kind: 'reload'; why: string[]; errors: string[] }> {
     const { runtime } = this.opts;
+    const early = baseline && !this.hasPending ? await this.sendAssumed(baseline, next) : { ops: 0, changes: [] };
+    // HAProxy's own state decides: after a trusted pass this usually finds nothing to do;
+    // when the baseline was wrong (HAProxy restarted, an operator's hand on the socket),
+    // it finds the difference and closes it.
     const [backends, rows] = await Promise.all([runtime.showBackends(), runtime.showServersState()]);
     const rec = reconcile(next.model, rows, backends);
     if (rec.needsReload.length > 0) return { kind: 'reload', why: rec.needsReload, errors: [] };
-    const out = rec.ops.length
-      ? await executeOps(runtime, rec.ops, {
-          checkInterMs: next.model.global.checkInterMs,
-          removeGraceMs: this.opts.removeGraceMs ?? 60_000,
-          pendingSince: this.pendingSince,
-        })
-      : { errors: [], pending: [] };
+    const out = rec.ops.length ? await executeOps(runtime, rec.ops, this.opsOptions(next.model)) : { errors: [], pending: [] };
     if (out.errors.length > 0) return { kind: 'reload', why: ['a runtime command failed'], errors: out.errors };
     // The running process is right; now make a restart start the same way.
     const live = await this.readLive();
     const fileChanged = live !== next.rendered;
     if (fileChanged) await writeFileAtomic(this.opts.configPath, next.rendered);
-    return { kind: 'done', touched: rec.ops.length > 0 || fileChanged, changes: rec.changes, pending: out.pending };
+    return {
+      kind: 'done',
+      touched: early.ops + rec.ops.length > 0 || fileChanged,
+      changes: [...early.changes, ...rec.changes],
+      pending: out.pending,
+    };
+  }
+
+  /**
+   * The commands that take HAProxy from `baseline` to `next`, sent without reading its state
+   * first: this is what puts a new server in rotation within milliseconds of the registry
+   * write. Every command is absolute (add, del, set state/weight/addr), so a wrong baseline
+   * costs a refused command or a no-op, never a wrong state; the caller's read fixes either.
+   */
+  private async sendAssumed(baseline: AppliedConfig, next: AppliedConfig): Promise<{ ops: number; changes: string[] }> {
+    const assumed = assumedState(baseline.model);
+    const rec = reconcile(next.model, assumed.rows, assumed.backends);
+    if (rec.ops.length === 0 || rec.needsReload.length > 0) return { ops: 0, changes: [] };
+    const out = await executeOps(this.opts.runtime, rec.ops, this.opsOptions(next.model));
+    if (out.errors.length === 0) return { ops: rec.ops.length, changes: rec.changes };
+    // A refused command means HAProxy was not where the baseline said: the confirming read
+    // finds (and reports) what is really different.
+    this.log.debug({ errors: out.errors }, 'HAProxy was not where the baseline said');
+    return { ops: rec.ops.length, changes: [] };
+  }
+
+  private opsOptions(model: HaproxyModel): Parameters<typeof executeOps>[2] {
+    return { checkInterMs: model.global.checkInterMs, removeGraceMs: this.opts.removeGraceMs ?? 60_000, pendingSince: this.pendingSince };
   }
 
   private async reloadPath(next: AppliedConfig): Promise<{ worker: number; warnings: string[]; pending: string[] }> {
@@ -305,11 +336,7 @@ export class HaproxyApplier {
     const warnings = rec.needsReload.map((w) => `after reload: ${w}`);
     if (rec.ops.length === 0) return { warnings, pending: [] };
     this.log.info({ changes: rec.changes }, 'adjusting runtime state after reload');
-    const out = await executeOps(runtime, rec.ops, {
-      checkInterMs: model.global.checkInterMs,
-      removeGraceMs: this.opts.removeGraceMs ?? 60_000,
-      pendingSince: this.pendingSince,
-    });
+    const out = await executeOps(runtime, rec.ops, this.opsOptions(model));
     return { warnings: [...warnings, ...out.errors.map((e) => `after reload: ${e}`)], pending: out.pending };
   }
 }

@@ -8,7 +8,7 @@
  * pass fixes each of them.
  */
 import type { HaproxyModel, ModelServer } from './model.js';
-import { adminModeOf, type ServerStateRow } from './runtime-parse.js';
+import { ADMIN, adminModeOf, type ServerStateRow } from './runtime-parse.js';
 import { serverLabel } from './labels.js';
 
 export type RuntimeOp =
@@ -93,4 +93,32 @@ export function reconcile(model: HaproxyModel, rows: ServerStateRow[], backends:
     }
   }
   return { ops, needsReload, changes };
+}
+
+/**
+ * What `show backend` and `show servers state` would print if the running HAProxy held
+ * exactly `model`: lets a step whose baseline is trusted plan its runtime commands without
+ * first asking HAProxy (two socket round trips off the path of every change). The caller
+ * confirms against HAProxy's real state afterwards.
+ */
+export function assumedState(model: HaproxyModel): { rows: ServerStateRow[]; backends: Set<string> } {
+  const rows: ServerStateRow[] = [];
+  for (const svc of model.services) {
+    for (const s of svc.servers) {
+      rows.push({
+        backend: svc.backend,
+        backendId: 0,
+        name: s.name,
+        id: 0,
+        addr: s.host,
+        port: s.port,
+        opState: 2,
+        adminState: s.state === 'maint' ? ADMIN.FMAINT : s.state === 'drain' ? ADMIN.FDRAIN : 0,
+        uweight: s.weight,
+        iweight: s.weight,
+        ...(s.dns ? { fqdn: s.host } : {}),
+      });
+    }
+  }
+  return { rows, backends: new Set(model.services.map((svc) => svc.backend)) };
 }
