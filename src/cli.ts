@@ -1,6 +1,7 @@
 import { loadConfig, loadSecrets, resolveConfigPath } from './config/load.js';
 import { isSwitchyardError, SwitchyardError } from './core/errors.js';
 import { EXIT, parseCommandLine } from './command-line.js';
+import { internalErrorText } from './internal-error.js';
 import { preferSmallHeap } from './small-heap.js';
 
 const out = (s: string) => process.stdout.write(s);
@@ -79,7 +80,7 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`switchyard: ${err.message}\n${err.details.map((d) => `  ${d}\n`).join('')}`);
       process.exitCode = EXIT.failed;
     } else {
-      process.stderr.write(`switchyard: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(internalErrorText(err, process.env));
       process.exitCode = EXIT.internal;
     }
   },

@@ -202,4 +202,19 @@ describe('helpers', () => {
     };
     expect(await watchDrain(broken, 'web', 'a', { ...opts, timeoutMs: 20_000 })).toMatchObject({ kind: 'unreadable', error: 'socket gone' });
   });
+
+  it('watchDrain rides out one failed read and one missing row mid-drain: the grace counts from the trouble, not the start', async () => {
+    // A reload swapping the admin socket, or a late answer on a loaded host, long after the
+    // drain began: the sessions are still open, so stopping here would cut them.
+    const seen: (['DRAIN', number] | 'fail' | undefined)[] = [['DRAIN', 1], ['DRAIN', 1], 'fail', ['DRAIN', 1], undefined, ['DRAIN', 1], ['DRAIN', 0]];
+    let calls = 0;
+    const flaky = async (service: string, instance: string) => {
+      const next = seen[Math.min(calls++, seen.length - 1)];
+      if (next === 'fail') throw new Error('socket gone');
+      return next && { service, instance, status: next[0], sessions: next[1], weight: 100 };
+    };
+    // Each poll is ≥ 200 ms apart, so every trouble above comes after the 100 ms grace from the start.
+    expect(await watchDrain(flaky, 'web', 'a', { ...opts, timeoutMs: 20_000 })).toMatchObject({ kind: 'drained' });
+    expect(calls).toBe(seen.length);
+  });
 });

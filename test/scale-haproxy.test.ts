@@ -100,22 +100,27 @@ describe('scale with HAProxy in the loop', () => {
 
   it('scale-down drains: a session open on the instance finishes before its container stops', async () => {
     let held: string | undefined;
+    // Both settled into values the moment they are made, and awaited on every path (the
+    // finally below): a step failing in between must neither leave a scale-down running
+    // into the clean-up and the next test, nor surface as an unhandled rejection.
+    let slow: Promise<{ status: number; body: string } | Error> | undefined;
+    let down: Promise<Awaited<ReturnType<typeof fx.run>> | Error> | undefined;
+    const settled = <T>(p: Promise<T>) =>
+      p.then(
+        (v) => v,
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      );
     try {
       expect((await fx.run('scale web 1')).ok).toBe(true);
       const [c] = await fx.containers();
       held = c!.id;
       await expectRouting([c!.id]);
       const lookup = serverLookup(() => hap.runtime.showStat());
-      // Settled (never rejected) right away: its outcome is asserted below, after the
-      // scale-down, and must not surface as an unhandled rejection meanwhile. Its timeout
-      // outlasts the drain's, so a session held too long shows as the drain giving up
-      // ("stopping anyway"), not as two timeouts firing together.
-      const slow = get(`${url}cgi-bin/slow`, { timeoutMs: 150_000 }).then(
-        (r) => r,
-        (err: unknown) => err as Error,
-      );
+      // Its timeout outlasts the drain's, so a session held too long shows as the drain
+      // giving up ("stopping anyway"), not as two timeouts firing together.
+      slow = settled(get(`${url}cgi-bin/slow`, { timeoutMs: 150_000 }));
       await waitFor('the slow session to open', async () => ((await lookup('web', c!.instance))?.sessions ?? 0) > 0, ROUTED_WITHIN_MS);
-      const down = fx.run('scale web 0 --yes');
+      down = settled(fx.run('scale web 0 --yes'));
       // The scale-down has drained the instance (the agent applied DRAIN) and now waits:
       // the session is still open and the container still runs.
       await waitFor('the drain to be applied', async () => (await lookup('web', c!.instance))?.status === 'DRAIN', ROUTED_WITHIN_MS);
@@ -126,13 +131,16 @@ describe('scale with HAProxy in the loop', () => {
       // The session was answered in full by the drained container, not cut.
       expect(await slow).toEqual({ status: 200, body: c!.id.slice(0, 12) });
       const done = await down;
+      if (done instanceof Error) throw done;
       expect(done.ok, done.summary).toBe(true);
       expect(done.progress.some((p) => p.includes('stopping anyway'))).toBe(false);
       expect(await fx.containers('web', true)).toEqual([]);
     } finally {
-      // A held session would keep the clean-up's drain waiting for its whole timeout.
+      // A held session would keep the drain waiting for its whole timeout.
       if (held) await release(held).catch(() => undefined);
+      await down;
       await fx.run('scale web 0 --yes');
+      await slow;
     }
   }, 240_000);
 

@@ -24,7 +24,7 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 
 export interface WatchOptions {
   timeoutMs: number;
-  /** How long a server may be missing (or HAProxy unreadable) before we stop looking. */
+  /** How long a server may stay missing (or HAProxy unreadable), in a row, before we stop looking. */
   applyGraceMs: number;
   agentId: string;
   progress?: (text: string) => void;
@@ -43,18 +43,30 @@ export async function watchDrain(lookup: ServerLookup, service: string, instance
     if (text !== reported) o.progress?.((reported = text));
   };
   let last: ServerState | undefined;
+  // Since when HAProxy has not shown the server (unreadable, or without it). The grace runs
+  // from there, not from the drain's start: one slow or refused `show stat` (a reload swaps
+  // the socket; a loaded host answers late) must not end a drain whose sessions are still open.
+  let missingSince: number | undefined;
   for (;;) {
     let row: ServerState | undefined;
+    let error: string | undefined;
     try {
       row = await lookup(service, instance);
     } catch (err) {
-      // HAProxy restarting or gone: not worth waiting the whole timeout for.
-      if (elapsed() >= grace) return { kind: 'unreadable', error: message(err), agentId: o.agentId };
+      error = message(err);
     }
-    if (row) last = row;
+    if (row) {
+      last = row;
+      missingSince = undefined;
+    } else {
+      missingSince ??= Date.now();
+      // HAProxy restarting or gone, or the server removed: not worth waiting the whole timeout for.
+      if (Date.now() - missingSince >= grace) {
+        return error === undefined ? { kind: 'absent', agentId: o.agentId } : { kind: 'unreadable', error, agentId: o.agentId };
+      }
+    }
     const applied = !!row && OUT_OF_ROTATION.has(row.status);
     if (applied && row!.sessions === 0) return { kind: 'drained', waitedMs: elapsed(), agentId: o.agentId };
-    if (!row && elapsed() >= grace) return { kind: 'absent', agentId: o.agentId };
     if (applied) say(`${service}/${instance}: ${row!.sessions} session${row!.sessions === 1 ? '' : 's'} draining`);
     else if (row) say(`waiting for agent ${o.agentId} to apply the drain (HAProxy shows ${row.status})`);
     if (elapsed() >= o.timeoutMs) {
