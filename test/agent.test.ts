@@ -123,7 +123,12 @@ describe('HAProxy agent (real etcd + real haproxy)', () => {
     const { 'web-2': w2 } = backends as Record<string, HttpBackend>;
     // Only web-2 is registered: the long request lands there.
     await routed('web-2');
-    const held = httpGet(`${url}slow`, { timeoutMs: 10_000 });
+    // Settled at once: if the test fails before awaiting it, its end (the afterEach stopping
+    // HAProxy) is not an unhandled rejection that fails the run a second time.
+    const held = httpGet(`${url}slow`, { timeoutMs: 10_000 }).then(
+      (r) => r,
+      (err: unknown) => err as Error,
+    );
     await waitFor('session on web-2', async () => (await hap.runtime.showStat()).find((s) => s.backend === 'web' && s.name === 'web-2')?.scur === 1);
     await routed('web-3');
 

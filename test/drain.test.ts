@@ -120,7 +120,13 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
       APPLIED_WITHIN_MS,
     );
     await fx.raw.put(`${fx.prefix}/switchyard/agents/lb-bogus`).value('{"not":"a result"');
-    const status = await fx.run('status web');
+    let status: Awaited<ReturnType<AgentRouter['run']>>;
+    try {
+      status = await fx.run('status web');
+    } finally {
+      // The next test's status must not show it, whatever happened here.
+      await fx.raw.delete().key(`${fx.prefix}/switchyard/agents/lb-bogus`).exec();
+    }
     expect(status.ok).toBe(true);
     const web = status.tables?.find((t) => t.title?.startsWith('web:'))?.table;
     expect(web?.header.slice(-2)).toEqual(['haproxy', 'sessions']);
@@ -131,7 +137,6 @@ describe('drain and undrain (real etcd + haproxy, in-process agent)', () => {
     expect(agents?.rows.find((r) => r[0] === 'lb-drain')?.slice(0, 3)).toEqual(['lb-drain', 'ok', expect.stringMatching(/^runtime web-1 drain in /)]);
     expect(agents?.rows.find((r) => r[0] === 'lb-bogus')?.slice(0, 3)).toEqual(['lb-bogus', '?', 'unreadable result']);
     expect(status.details).toContain('unreadable apply result of agent lb-bogus: not JSON');
-    await fx.raw.delete().key(`${fx.prefix}/switchyard/agents/lb-bogus`).exec();
   });
 
   it('undrain puts the instance back into rotation', async () => {

@@ -203,13 +203,18 @@ describe('HAProxy apply (real haproxy)', () => {
     const [, b2, b3] = backends as [HttpBackend, HttpBackend, HttpBackend];
     await step([['web', 'web-3', b3.address]]);
     // Hold a session on web-3, then deregister it.
-    const held = httpGet(`${url}slow`, { timeoutMs: 8000 });
+    // Settled at once: if the test fails before awaiting it, its end (the afterEach stopping
+    // HAProxy) is not an unhandled rejection that fails the run a second time.
+    const held = httpGet(`${url}slow`, { timeoutMs: 8000 }).then(
+      (r) => r,
+      (err: unknown) => err as Error,
+    );
     await waitFor('web-3 session', async () => (await hap.runtime.showStat()).find((r) => r.name === 'web-3')?.scur === 1);
     const out = await step([['web', 'web-2', b2.address]]);
     expect(out.result).toMatchObject({ method: 'runtime', ok: true, pending: ['web-3'] });
     expect([...(await whoAnswers(url, 3)).keys()]).toEqual(['web-2']);
     b3.release();
-    expect((await held).body).toBe('web-3');
+    expect(await held).toEqual({ status: 200, body: 'web-3' });
     // The agent re-applies while deletions are pending; here the test does.
     await waitFor('web-3 deleted', async () => (await step([['web', 'web-2', b2.address]])).result.pending === undefined, 8000, 100);
     const names = (await hap.runtime.showServersState('web')).map((r) => r.name);
