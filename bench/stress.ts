@@ -67,10 +67,15 @@ function killChildren(): void {
   }
 }
 process.on('exit', killChildren);
+/** Set by Ctrl-C / SIGTERM: the run in progress is stopped and the finished ones are reported. */
+let interrupted: NodeJS.Signals | undefined;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
+    // A second signal: the operator has stopped waiting for the report too.
+    if (interrupted) process.exit(130);
+    interrupted = sig;
+    console.error(`stress: ${sig}: stopping the run in progress; the runs already finished are reported`);
     killChildren();
-    process.exit(130);
   });
 }
 
@@ -130,8 +135,10 @@ async function main(): Promise<void> {
   const burners = Array.from({ length: BURNERS }, startBurner);
   console.error(`stress: ${runs} run(s) of the suite beside ${BURNERS} CPU burners (PIDs ${burners.map((b) => b.pid).join(', ')})`);
   try {
-    for (let n = 1; n <= runs; n++) {
+    for (let n = 1; n <= runs && !interrupted; n++) {
       const o = await runSuite(n, dir);
+      // A run cut short by the signal proves nothing either way: not counted.
+      if (interrupted) break;
       outcomes.push(o);
       console.error(`stress: run ${n}/${runs} ${o.green ? 'green' : 'RED'} in ${o.seconds} s${o.failures.length ? `: ${o.failures.join('; ')}` : ''}`);
     }
@@ -139,12 +146,19 @@ async function main(): Promise<void> {
     for (const b of burners) if (b.pid !== undefined && b.exitCode === null) process.kill(b.pid, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
   }
+  if (outcomes.length === 0) {
+    console.error('stress: no run finished: nothing to report');
+    process.exitCode = 130;
+    return;
+  }
+  const done = outcomes.length;
   const green = outcomes.filter((o) => o.green).length;
   const red = outcomes.filter((o) => !o.green);
   const counts = new Map<string, number>();
   for (const o of red) for (const f of o.failures) counts.set(f, (counts.get(f) ?? 0) + 1);
-  console.log(`stress: ${green}/${runs} green${red.length ? `; failing: ${[...counts.keys()].join('; ')}` : ''}`);
-  process.exitCode = green === runs ? 0 : 1;
+  const of = done === runs ? `${runs}` : `${done} (stopped after ${done} of ${runs})`;
+  console.log(`stress: ${green}/${of} green${red.length ? `; failing: ${[...counts.keys()].join('; ')}` : ''}`);
+  process.exitCode = interrupted ? 130 : green === runs ? 0 : 1;
   if (filters.length > 0) {
     console.error(`stress: only ${filters.join(' ')} ran: docs/BENCHMARKS.md left as it was`);
     return;
@@ -154,7 +168,12 @@ async function main(): Promise<void> {
     '14-stress',
     'Stress: the whole suite run after run beside two CPU burners (issue 14)',
     [
-      { metric: `green runs of \`vitest run\` (${runs} in a row)`, value: `${green}/${runs}`, target: `${runs}/${runs}`, pass: green === runs },
+      {
+        metric: `green runs of \`vitest run\` (${done} in a row${done === runs ? '' : `, stopped after ${done} of ${runs}`})`,
+        value: `${green}/${done}`,
+        target: `${runs}/${runs}`,
+        pass: done === runs ? green === runs : green === done ? undefined : false,
+      },
       {
         metric: 'run duration min / median / max',
         value: `${secs[0]} / ${secs[Math.floor(secs.length / 2)]} / ${secs[secs.length - 1]} s`,
