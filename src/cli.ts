@@ -1,17 +1,30 @@
 import { loadConfig, loadSecrets, resolveConfigPath } from './config/load.js';
 import { isSwitchyardError, SwitchyardError } from './core/errors.js';
 import { EXIT, parseCommandLine } from './command-line.js';
-import { internalErrorText } from './internal-error.js';
+import { exitOnCrash, internalErrorText } from './internal-error.js';
 import { preferSmallHeap } from './small-heap.js';
 
 const out = (s: string) => process.stdout.write(s);
 const err = (s: string) => process.stderr.write(s);
+
+/**
+ * An error thrown from a timer or a stream, or a rejection nobody awaits, never reaches
+ * main's promise; in a running serve or agent it is still an internal error (exit 70),
+ * logged at fatal first. Installed once a command is chosen: --help loads no logger.
+ */
+async function exitOnCrashes(env: NodeJS.ProcessEnv): Promise<void> {
+  const [{ default: pino }, { createLogger }] = await Promise.all([import('pino'), import('./core/log.js')]);
+  // Synchronous, unlike the commands' own loggers: the record must be out before exit.
+  const log = createLogger({ destination: pino.destination({ dest: 2, sync: true }) });
+  exitOnCrash({ log, env, write: err, exit: (code) => process.exit(code) });
+}
 
 async function main(argv: string[]): Promise<number> {
   const parsed = parseCommandLine(argv, { out, err });
   if ('exit' in parsed) return parsed.exit;
   const { command, values } = parsed;
   const env = process.env;
+  await exitOnCrashes(env);
   const configPath = resolveConfigPath(values.config, env);
 
   // Each command imports what it runs only once chosen: --help, --version and usage errors

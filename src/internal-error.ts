@@ -3,6 +3,7 @@
  * operator can act on and report, the stack trace only when asked for, and never the value
  * of a secret from the environment, whatever text the error happens to carry.
  */
+import { EXIT } from './command-line.js';
 
 /** The variables whose values must never reach a terminal or a CI log. */
 const SECRET_VARIABLES = ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'ETCD_PASSWORD'] as const;
@@ -36,4 +37,73 @@ function redactSecrets(text: string, env: Env): string {
     if (value && value.length >= MIN_SECRET_LENGTH) out = out.split(value).join(`[${name} redacted]`);
   }
   return out;
+}
+
+/** What a process-wide handler caught: a throw nobody caught, or a rejection nobody awaited. */
+export type CrashKind = 'uncaughtException' | 'unhandledRejection';
+
+const CRASH_WORDS: Record<CrashKind, string> = {
+  uncaughtException: 'uncaught exception',
+  unhandledRejection: 'unhandled promise rejection',
+};
+
+// A cause chain is short in practice; the bound only guards against a cycle.
+const MAX_CAUSE_DEPTH = 4;
+
+/**
+ * A copy of the error for pino's err serializer (type, message, stack, code, causes), of the
+ * same class, with every secret value from the environment blanked out. Only these are
+ * copied: an error's other properties (a request, its options) may hold secrets under any name.
+ */
+export function redactedError(err: unknown, env: Env, depth = 0): Error {
+  if (!(err instanceof Error)) {
+    const copy = new Error(redactSecrets(String(err), env));
+    // A stack taken here would point at this function, not at whatever threw the value.
+    Object.defineProperty(copy, 'stack', { value: undefined });
+    return copy;
+  }
+  const cause = err.cause !== undefined && depth < MAX_CAUSE_DEPTH ? redactedError(err.cause, env, depth + 1) : undefined;
+  const copy = new Error(redactSecrets(err.message, env), cause === undefined ? undefined : { cause });
+  // The class (TypeError, a library's own) is what pino reports as the type.
+  Object.setPrototypeOf(copy, Object.getPrototypeOf(err) as object);
+  Object.defineProperty(copy, 'stack', { value: err.stack === undefined ? undefined : redactSecrets(err.stack, env) });
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === 'string') (copy as NodeJS.ErrnoException).code = code;
+  return copy;
+}
+
+export interface CrashHandling {
+  /** Must write synchronously: exit() follows at once. */
+  log: { fatal(obj: object, msg: string): void };
+  env: Env;
+  /** The one-line message, as for an internal error from main (stderr). */
+  write: (text: string) => void;
+  exit: (code: number) => void;
+}
+
+/**
+ * After an error escaped every handler, the process's state is unknown (a lock half taken,
+ * a watch dead, a lease no longer kept alive): carrying on would leave a bot that looks up
+ * but does not work. So the error is logged at fatal, said in the same one line as any
+ * internal error, and the process exits 70 at once for its supervisor to restart it; what
+ * it held in etcd expires with its leases.
+ */
+export function exitOnCrash(o: CrashHandling, proc: NodeJS.EventEmitter = process): void {
+  let crashed = false;
+  const crash = (kind: CrashKind) => (err: unknown) => {
+    // A second error while the first is handled (the log itself failing) must not loop.
+    if (crashed) return;
+    crashed = true;
+    try {
+      try {
+        o.log.fatal({ err: redactedError(err, o.env), crash: kind }, `${CRASH_WORDS[kind]}: exiting ${EXIT.internal} for a supervisor to restart switchyard`);
+      } finally {
+        o.write(internalErrorText(err, o.env));
+      }
+    } finally {
+      o.exit(EXIT.internal);
+    }
+  };
+  proc.on('uncaughtException', crash('uncaughtException'));
+  proc.on('unhandledRejection', crash('unhandledRejection'));
 }

@@ -74,6 +74,21 @@ describe('switchyard shell end to end (real etcd)', () => {
     expect(await ws.instanceValue('web', 'web-1')).toBeNull();
   });
 
+  it('refuses a --log it cannot append to with one line naming the path and what is wrong, exit 1, running nothing', async () => {
+    const script = 'register web web-1 10.0.0.1:80\n';
+    for (const [path, problem] of [
+      [ws.dir, 'is a directory; give a file to append the logs to'],
+      [join(ws.dir, 'no-such-dir', 'switchyard.log'), 'its directory does not exist'],
+    ] as const) {
+      const { code, stdout, stderr } = await runShell(ws.configPath, ['--user', ONCALL, '--log', path], script);
+      expect(code, stderr).toBe(1);
+      expect(stderr).toBe(`switchyard: --log ${path}: ${problem}\n`);
+      expect(stdout).toBe('');
+    }
+    // The process has exited: the command it was given cannot still be on its way.
+    expect(await ws.instanceValue('web', 'web-1')).toBeNull();
+  });
+
   it('fails at start with file:line when acl.yaml is invalid', async () => {
     const bad = await makeWorkspace({ acl: 'rules:\n  - allow: [status]\n    groups: [nobody]\n' });
     try {

@@ -20,11 +20,17 @@ rules:
     channels: [${OPS_CHANNEL}, dm]
 `;
 
+export interface WorkspaceOptions {
+  acl?: string;
+  /** etcd.commandTimeout as written in switchyard.yaml ("30s"); the product's default when absent. */
+  commandTimeout?: string;
+}
+
 /**
  * A private switchyard setup on the shared etcd: a temp dir holding switchyard.yaml and
  * acl.yaml, with registry prefixes no other test uses, and an etcd client to check state.
  */
-export async function makeWorkspace(opts: { acl?: string } = {}) {
+export async function makeWorkspace(opts: WorkspaceOptions = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-ws-'));
   const endpoint = sharedEtcdEndpoint();
   const root = uniquePrefix('ws');
@@ -36,7 +42,7 @@ export async function makeWorkspace(opts: { acl?: string } = {}) {
     configPath,
     `etcd:
   endpoints: [${endpoint}]
-registry:
+${opts.commandTimeout ? `  commandTimeout: ${opts.commandTimeout}\n` : ''}registry:
   prefix: ${prefixes.services}
   switchyardPrefix: ${prefixes.switchyard}
 acl:
