@@ -9,10 +9,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEtcdRegistry } from '../src/adapters/etcd/registry.js';
-import { shutDown } from '../src/core/shutdown.js';
 import { EtcdServiceLocks } from '../src/orchestrator/lock.js';
 import { freePort, startHaproxy, testLog, waitFor, type TestHaproxy } from './helpers/haproxy.js';
 import { startSlackStandIn, type SlackStandIn } from './helpers/slack.js';
@@ -221,51 +219,5 @@ describe('shutdown of long-running processes (real processes, etcd, HAProxy)', (
     } finally {
       await registry.close();
     }
-  });
-});
-
-describe('shutDown: the order and the safety net (in-process, exit stubbed)', () => {
-  const capture = () => {
-    const lines: Record<string, unknown>[] = [];
-    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
-    return { log, lines };
-  };
-
-  it('runs every step in order even when one fails, and ends a process something still holds open', async () => {
-    const { log, lines } = capture();
-    const exits: number[] = [];
-    const order: string[] = [];
-    const clean = await shutDown(
-      log,
-      [
-        ['a', () => void order.push('a')],
-        ['b', () => Promise.reject(new Error('boom'))],
-        ['not running', undefined],
-        ['c', async () => void order.push('c')],
-      ],
-      { exit: (code) => void exits.push(code), lingerMs: 50 },
-    );
-    expect(clean).toBe(false);
-    expect(order).toEqual(['a', 'c']);
-    expect(lines.find((l) => l.msg === 'could not stop cleanly')).toMatchObject({ step: 'b' });
-    // This test process is held open by vitest: the linger ends it with the status set so far.
-    await waitFor('the process to be ended', () => exits.length > 0, 10_000);
-    expect(exits).toEqual([typeof process.exitCode === 'number' ? process.exitCode : 0]);
-  });
-
-  it('exits 1 at the grace period, naming what did not stop', async () => {
-    const { log, lines } = capture();
-    const exits: number[] = [];
-    void shutDown(
-      log,
-      [
-        ['ok', () => undefined],
-        ['stuck', () => new Promise(() => undefined)],
-      ],
-      { graceMs: 100, exit: (code) => void exits.push(code) },
-    );
-    await waitFor('the safety net', () => exits.length > 0, 10_000);
-    expect(exits).toEqual([1]);
-    expect(lines.find((l) => l.level === 50)).toMatchObject({ pending: ['stuck'], msg: 'shutdown did not finish within 100 ms; exiting' });
   });
 });

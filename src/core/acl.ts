@@ -48,7 +48,9 @@ const serviceGlob = checked((s) => {
   const bad = tokenProblem(s, 'service glob');
   if (bad) return bad;
   try {
-    picomatch.makeRe(s);
+    // Without debug, picomatch swallows a regex it cannot build and returns one that matches
+    // nothing: a deny rule on "pay-[z-a]" would load and protect nothing.
+    picomatch.makeRe(s, { debug: true });
     return undefined;
   } catch (e) {
     return `"${s}" is not a valid glob: ${(e as Error).message}`;

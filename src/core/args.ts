@@ -81,7 +81,13 @@ export function bindArgs(cmd: CommandDef, words: readonly string[]): BoundArgs {
     const parsed = cmd.args.safeParse(raw);
     if (parsed.success) return { args: parsed.data as Record<string, unknown>, yes };
     for (const issue of parsed.error.issues) {
-      const key = String(issue.path[0] ?? '');
+      // A check of the arguments together (a plugin's `.refine` on the object: "give --a or
+      // --b") names no field: its own message is the problem, not "missing --".
+      if (issue.path.length === 0) {
+        problems.push(issue.message);
+        continue;
+      }
+      const key = String(issue.path[0]);
       const label = cmd.positionals.includes(key) ? `<${fieldInfo(key, shape[key]!).placeholder}>` : `--${key}`;
       const missing = raw[key] === undefined;
       problems.push(missing ? `missing ${label}` : `${label} "${String(raw[key])}": ${issue.message}`);
