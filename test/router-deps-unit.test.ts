@@ -15,6 +15,7 @@ import type { Facades } from '../src/core/facades.js';
 import { createMetrics } from '../src/core/metrics.js';
 import { defineCommand } from '../src/core/plugin-api.js';
 import { Router } from '../src/core/router.js';
+import { throwingCommand } from './helpers/core.js';
 
 const slack = (userId = 'U1', channel = 'COPS'): Caller => ({ userId, channel, source: 'slack' });
 const allowAll = { decide: (): AclDecision => ({ allowed: true, reason: 'allowed by test' }) };
@@ -97,15 +98,7 @@ describe('Router: ACL refusals metric', () => {
 
 describe('Router: request ids and progress', () => {
   it('makes up a request id when the front-end gives none, the same in the audit and the reply', async () => {
-    const broken = defineCommand({
-      name: 'broken',
-      summary: 'b',
-      args: z.object({}),
-      positionals: [],
-      handler: async () => {
-        throw new Error('boom');
-      },
-    });
+    const broken = throwingCommand('boom');
     const audits: AuditRecord[] = [];
     const router = new Router({
       plugins: [{ name: 'p', commands: [broken] }],
@@ -143,15 +136,7 @@ describe('Router: request ids and progress', () => {
 
 describe('Router: what it logs', () => {
   it('logs an unexpected failure with the error, the command and who asked, and keeps it out of the reply', async () => {
-    const broken = defineCommand({
-      name: 'broken',
-      summary: 'b',
-      args: z.object({}),
-      positionals: [],
-      handler: async () => {
-        throw new Error('secret detail');
-      },
-    });
+    const broken = throwingCommand('secret detail');
     const { log, lines } = capture();
     const router = new Router({ plugins: [{ name: 'p', commands: [broken] }], acl: allowAll, facades: {} as Facades, log, audit: { record: () => {} } });
     const reply = await router.dispatch({ text: 'broken', caller: slack('U7', 'C9'), requestId: 'r9' });

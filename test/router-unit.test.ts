@@ -17,6 +17,7 @@ import { createMetrics } from '../src/core/metrics.js';
 import { defineCommand, type CommandDef, type Plugin } from '../src/core/plugin-api.js';
 import { ok } from '../src/core/reply.js';
 import { Router, type RouterDeps } from '../src/core/router.js';
+import { throwingCommand } from './helpers/core.js';
 
 const slack = (userId = 'U1', channel = 'COPS'): Caller => ({ userId, channel, source: 'slack' });
 
@@ -186,15 +187,7 @@ describe('Router: the path of a command', () => {
   });
 
   it('an unexpected exception is an internal error naming the request, nothing more', async () => {
-    const broken = defineCommand({
-      name: 'broken',
-      summary: 'b',
-      args: z.object({}),
-      positionals: [],
-      handler: async () => {
-        throw new Error('secret detail');
-      },
-    });
+    const broken = throwingCommand('secret detail');
     const { run, audits } = build([broken]);
     expect(await run('broken')).toEqual({ ok: false, summary: "internal error (request r1); details are in the bot's log", code: 'E_INTERNAL' });
     expect(audits[0]).toMatchObject({ result: 'error', code: 'E_INTERNAL' });

@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { z } from 'zod';
 import type { AclEvaluator, AclRequest } from '../../src/core/acl-types.js';
 import type { ApprovalRequester } from '../../src/core/approval.js';
 import type { AuditRecord } from '../../src/core/audit.js';
@@ -6,6 +7,7 @@ import type { Caller } from '../../src/core/caller.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
 import type { FeedEvent } from '../../src/core/feed.js';
 import { createMetrics } from '../../src/core/metrics.js';
+import { defineCommand } from '../../src/core/plugin-api.js';
 import type { Registry } from '../../src/core/registry.js';
 import { Router } from '../../src/core/router.js';
 import { loadBuiltinPlugins } from '../../src/app/builtin-plugins.js';
@@ -16,6 +18,18 @@ import { MemoryRegistry } from './memory-registry.js';
 export const aclFrom = (allow: (r: AclRequest) => boolean): AclEvaluator => ({
   decide: (r) => (allow(r) ? { allowed: true, reason: 'test allows' } : { allowed: false, reason: 'test rule denies' }),
 });
+
+/** A command whose handler throws a plain Error: the router's "unexpected failure" path. */
+export const throwingCommand = (message: string) =>
+  defineCommand({
+    name: 'broken',
+    summary: 'throws',
+    args: z.object({}),
+    positionals: [],
+    handler: async () => {
+      throw new Error(message);
+    },
+  });
 
 export const shellCaller = (userId = 'U1', channel = 'dm'): Caller => ({ userId, channel, source: 'shell' });
 
