@@ -6,21 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { bindArgs } from '../src/core/args.js';
-import { SwitchyardError } from '../src/core/errors.js';
+import { thrown } from './helpers/core.js';
 import { intArg, parseHostPort, weightArg } from '../src/core/names.js';
 import { defineCommand } from '../src/core/plugin-api.js';
 import { fieldInfo } from '../src/core/schema-info.js';
 import { tokenize } from '../src/core/tokenize.js';
-
-function thrown(fn: () => unknown): SwitchyardError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SwitchyardError) return e;
-    throw e;
-  }
-  throw new Error('expected a SwitchyardError, nothing was thrown');
-}
 
 describe('bindArgs: positionals and checks across arguments', () => {
   it('an optional positional not given is absent from the arguments, not present as undefined', () => {

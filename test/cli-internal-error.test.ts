@@ -5,7 +5,6 @@
  * `watch` command cannot load; the process must say so in one line, exit 70, show the
  * stack only when asked, and never echo a secret from its environment.
  */
-import { spawn } from 'node:child_process';
 import { cp, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/command-line.js';
 import { internalErrorText } from '../src/internal-error.js';
+import { runToEnd, type ShellRun } from './helpers/process.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 /** The module `switchyard watch` imports once chosen (src/cli.ts). */
@@ -26,20 +26,8 @@ const SECRETS = {
 
 let dir: string;
 
-function runCopy(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(dir, 'bin', 'switchyard.js'), ...args], {
-      cwd: dir,
-      env: { ...process.env, ...SECRETS, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function runCopy(args: string[], env: Record<string, string>): Promise<ShellRun> {
+  return runToEnd([join(dir, 'bin', 'switchyard.js'), ...args], { cwd: dir, env: { ...process.env, ...SECRETS, ...env } });
 }
 
 beforeAll(async () => {

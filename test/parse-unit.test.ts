@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { bindArgs } from '../src/core/args.js';
 import { isSwitchyardError, SwitchyardError } from '../src/core/errors.js';
+import { thrown } from './helpers/core.js';
 import { address, duration, formatDuration, parseDuration, parseHostPort } from '../src/core/names.js';
 import { defineCommand } from '../src/core/plugin-api.js';
 import { ok } from '../src/core/reply.js';
@@ -13,17 +14,6 @@ import { fieldInfo } from '../src/core/schema-info.js';
 import { suggest } from '../src/core/suggest.js';
 import { tokenize } from '../src/core/tokenize.js';
 import { usage } from '../src/core/usage.js';
-
-/** The error `fn` throws, which must be a SwitchyardError. */
-function thrown(fn: () => unknown): SwitchyardError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof SwitchyardError) return e;
-    throw e;
-  }
-  throw new Error('expected a SwitchyardError, nothing was thrown');
-}
 
 describe('tokenize: quoting edges', () => {
   it.each([

@@ -6,6 +6,7 @@ import type { AuditRecord } from '../../src/core/audit.js';
 import type { Caller } from '../../src/core/caller.js';
 import { configSchema, type Config } from '../../src/config/schema.js';
 import type { FeedEvent } from '../../src/core/feed.js';
+import { SwitchyardError } from '../../src/core/errors.js';
 import { createMetrics } from '../../src/core/metrics.js';
 import { defineCommand } from '../../src/core/plugin-api.js';
 import type { Registry } from '../../src/core/registry.js';
@@ -18,6 +19,17 @@ import { MemoryRegistry } from './memory-registry.js';
 export const aclFrom = (allow: (r: AclRequest) => boolean): AclEvaluator => ({
   decide: (r) => (allow(r) ? { allowed: true, reason: 'test allows' } : { allowed: false, reason: 'test rule denies' }),
 });
+
+/** The error `fn` throws, which must be a SwitchyardError. */
+export function thrown(fn: () => unknown): SwitchyardError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof SwitchyardError) return e;
+    throw e;
+  }
+  throw new Error('expected a SwitchyardError, nothing was thrown');
+}
 
 /** A command whose handler throws a plain Error: the router's "unexpected failure" path. */
 export const throwingCommand = (message: string) =>

@@ -109,19 +109,25 @@ export interface ShellRun {
   stderr: string;
 }
 
-/** `switchyard shell` as a user runs it: `script` on stdin, replies on stdout, until it exits. */
-export function runShell(configPath: string, args: string[], script: string, env: Record<string, string> = {}): Promise<ShellRun> {
+/** Run `node <argv>` to its end: what it printed and its exit status. `stdin` is fed and closed. */
+export function runToEnd(argv: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string; stdin?: string }): Promise<ShellRun> {
   return new Promise<ShellRun>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'shell', '--config', configPath, ...args], {
-      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
+    const child = spawn(process.execPath, argv, {
+      env: opts.env,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(script);
+    if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
   });
+}
+
+/** `switchyard shell` as a user runs it: `script` on stdin, replies on stdout, until it exits. */
+export function runShell(configPath: string, args: string[], script: string, env: Record<string, string> = {}): Promise<ShellRun> {
+  return runToEnd([BIN, 'shell', '--config', configPath, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdin: script });
 }
