@@ -4,9 +4,8 @@
  * of a secret from the environment, whatever text the error happens to carry.
  */
 import { EXIT } from './command-line.js';
+import { SECRET_ENV_VARIABLES } from './core/secret-env.js';
 
-/** The variables whose values must never reach a terminal or a CI log. */
-const SECRET_VARIABLES = ['SLACK_BOT_TOKEN', 'SLACK_SIGNING_SECRET', 'SLACK_APP_TOKEN', 'ETCD_PASSWORD'] as const;
 // Shorter values would blank out ordinary words of the message.
 const MIN_SECRET_LENGTH = 4;
 
@@ -32,7 +31,7 @@ function describe(err: unknown): string {
 
 function redactSecrets(text: string, env: Env): string {
   let out = text;
-  for (const name of SECRET_VARIABLES) {
+  for (const name of SECRET_ENV_VARIABLES) {
     const value = env[name]?.trim();
     if (value && value.length >= MIN_SECRET_LENGTH) out = out.split(value).join(`[${name} redacted]`);
   }

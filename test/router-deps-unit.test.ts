@@ -13,8 +13,8 @@ import type { AuditRecord } from '../src/core/audit.js';
 import type { Caller } from '../src/core/caller.js';
 import type { Facades } from '../src/core/facades.js';
 import { createMetrics } from '../src/core/metrics.js';
-import { defineCommand } from '../src/core/plugin-api.js';
-import { Router } from '../src/core/router.js';
+import { defineCommand, type CommandDef } from '../src/core/plugin-api.js';
+import { Router, type RouterDeps } from '../src/core/router.js';
 import { throwingCommand } from './helpers/core.js';
 
 const slack = (userId = 'U1', channel = 'COPS'): Caller => ({ userId, channel, source: 'slack' });
@@ -36,6 +36,18 @@ const echo = defineCommand({
   serviceArg: 'service',
   handler: async (_ctx, a) => a.service,
 });
+
+/** A router over `commands`; what a test leaves out is off: allow-all ACL, silent log, audit dropped. */
+function routerOf(commands: CommandDef[], deps: Partial<RouterDeps> = {}): Router {
+  return new Router({
+    plugins: [{ name: 'p', commands }],
+    acl: allowAll,
+    facades: {} as Facades,
+    log: pino({ level: 'silent' }),
+    audit: { record: () => {} },
+    ...deps,
+  });
+}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -65,13 +77,7 @@ describe('Router without an audit sink or metrics', () => {
   it('refuses, fails and succeeds without metrics to count in', async () => {
     const acl = { decide: (r: { service?: unknown }): AclDecision => ({ allowed: r.service !== 'payments', reason: 'denied by rule #3' }) };
     const audits: AuditRecord[] = [];
-    const router = new Router({
-      plugins: [{ name: 'p', commands: [echo] }],
-      acl,
-      facades: {} as Facades,
-      log: pino({ level: 'silent' }),
-      audit: { record: (r) => audits.push(r) },
-    });
+    const router = routerOf([echo], { acl, audit: { record: (r) => audits.push(r) } });
     expect((await router.dispatch({ text: 'echo payments', caller: slack() })).code).toBe('E_DENIED');
     expect((await router.dispatch({ text: 'echo web', caller: slack() })).ok).toBe(true);
     expect(audits.map((a) => a.result)).toEqual(['denied', 'ok']);
@@ -82,14 +88,7 @@ describe('Router: ACL refusals metric', () => {
   it('counts refusals only: an unknown command, bad arguments or a failing handler are not', async () => {
     const acl = { decide: (r: { service?: unknown }): AclDecision => ({ allowed: r.service !== 'payments', reason: 'denied by rule #3' }) };
     const metrics = createMetrics();
-    const router = new Router({
-      plugins: [{ name: 'p', commands: [echo] }],
-      acl,
-      facades: {} as Facades,
-      log: pino({ level: 'silent' }),
-      audit: { record: () => {} },
-      metrics,
-    });
+    const router = routerOf([echo], { acl, metrics });
     for (const text of ['ecoh web', 'echo', 'echo "open', 'echo payments']) await router.dispatch({ text, caller: slack() });
     const lines = (await metrics.registry.getSingleMetricAsString('switchyard_acl_refusals_total')).split('\n').filter((l) => !l.startsWith('#'));
     expect(lines).toEqual(['switchyard_acl_refusals_total{command="echo"} 1']);
@@ -100,13 +99,7 @@ describe('Router: request ids and progress', () => {
   it('makes up a request id when the front-end gives none, the same in the audit and the reply', async () => {
     const broken = throwingCommand('boom');
     const audits: AuditRecord[] = [];
-    const router = new Router({
-      plugins: [{ name: 'p', commands: [broken] }],
-      acl: allowAll,
-      facades: {} as Facades,
-      log: pino({ level: 'silent' }),
-      audit: { record: (r) => audits.push(r) },
-    });
+    const router = routerOf([broken], { audit: { record: (r) => audits.push(r) } });
     const reply = await router.dispatch({ text: 'broken', caller: slack() });
     expect(audits[0]?.requestId).toMatch(UUID);
     expect(reply.summary).toBe(`internal error (request ${audits[0]?.requestId}); details are in the bot's log`);
@@ -123,13 +116,7 @@ describe('Router: request ids and progress', () => {
         return 'done';
       },
     });
-    const router = new Router({
-      plugins: [{ name: 'p', commands: [chatty] }],
-      acl: allowAll,
-      facades: {} as Facades,
-      log: pino({ level: 'silent' }),
-      audit: { record: () => {} },
-    });
+    const router = routerOf([chatty]);
     expect(await router.dispatch({ text: 'chatty', caller: slack() })).toEqual({ ok: true, summary: 'done' });
   });
 });
@@ -138,7 +125,7 @@ describe('Router: what it logs', () => {
   it('logs an unexpected failure with the error, the command and who asked, and keeps it out of the reply', async () => {
     const broken = throwingCommand('secret detail');
     const { log, lines } = capture();
-    const router = new Router({ plugins: [{ name: 'p', commands: [broken] }], acl: allowAll, facades: {} as Facades, log, audit: { record: () => {} } });
+    const router = routerOf([broken], { log });
     const reply = await router.dispatch({ text: 'broken', caller: slack('U7', 'C9'), requestId: 'r9' });
     expect(JSON.stringify(reply)).not.toContain('secret detail');
     expect(lines.find((l) => l.level === 50)).toMatchObject({
@@ -163,7 +150,7 @@ describe('Router: what it logs', () => {
       handler: () => new Promise<string>((_, reject) => (fail = reject)),
     });
     const { log, lines } = capture();
-    const router = new Router({ plugins: [{ name: 'p', commands: [late] }], acl: allowAll, facades: {} as Facades, log, audit: { record: () => {} } });
+    const router = routerOf([late], { log });
     expect((await router.dispatch({ text: 'late', caller: slack(), requestId: 'r5' })).code).toBe('E_TIMEOUT');
     fail(new Error('too late'));
     await vi.waitFor(() => expect(lines.some((l) => l.msg === 'command failed after its deadline')).toBe(true), { timeout: 10_000 });
@@ -196,14 +183,7 @@ describe('Router: duration', () => {
     });
     const audits: AuditRecord[] = [];
     const metrics = createMetrics();
-    const router = new Router({
-      plugins: [{ name: 'p', commands: [slowish] }],
-      acl: allowAll,
-      facades: {} as Facades,
-      log: pino({ level: 'silent' }),
-      audit: { record: (r) => audits.push(r) },
-      metrics,
-    });
+    const router = routerOf([slowish], { audit: { record: (r) => audits.push(r) }, metrics });
     expect(await router.dispatch({ text: 'slowish', caller: slack() })).toEqual({ ok: true, summary: 'ok' });
     expect(audits[0]?.durationMs).toBe(1234.568);
     const text = await metrics.registry.getSingleMetricAsString('switchyard_command_duration_seconds');
@@ -227,14 +207,7 @@ describe('Router: approval of a command without a service', () => {
         return { id: 'ap-2' } as ApprovalRecord;
       },
     };
-    const router = new Router({
-      plugins: [{ name: 'p', commands: [reload] }],
-      acl,
-      facades: {} as Facades,
-      log: pino({ level: 'silent' }),
-      audit: { record: () => {} },
-      approvals,
-    });
+    const router = routerOf([reload], { acl, approvals });
     expect((await router.dispatch({ text: 'reload', caller: slack() })).summary).toBe(
       'reload needs approval by 1 of leads before it runs: request ap-2 is waiting',
     );
@@ -249,13 +222,7 @@ describe('Router: approval of a command without a service', () => {
 describe('Router: the coarse check comes before the arguments', () => {
   it('someone who may not run a command is refused before learning its usage', async () => {
     const acl = { decide: (): AclDecision => ({ allowed: false, reason: 'no rule allows it' }) };
-    const router = new Router({
-      plugins: [{ name: 'p', commands: [echo] }],
-      acl,
-      facades: {} as Facades,
-      log: pino({ level: 'silent' }),
-      audit: { record: () => {} },
-    });
+    const router = routerOf([echo], { acl });
     expect(await router.dispatch({ text: 'echo --nope', caller: slack() })).toEqual({
       ok: false,
       summary: 'you may not run echo here: no rule allows it',

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { SECRET_ENV_VARIABLES } from './secret-env.js';
 
 /**
  * Paths that may carry secrets. pino removes them before anything is serialised, so a
@@ -20,10 +21,7 @@ export const REDACT_PATHS = [
   'headers.authorization',
   'req.headers.authorization',
   'req.headers["x-slack-signature"]',
-  'env.SLACK_BOT_TOKEN',
-  'env.SLACK_SIGNING_SECRET',
-  'env.SLACK_APP_TOKEN',
-  'env.ETCD_PASSWORD',
+  ...SECRET_ENV_VARIABLES.map((name) => `env.${name}`),
 ];
 
 export function createLogger(opts: { level?: string; destination?: pino.DestinationStream } = {}): Logger {

@@ -14,7 +14,7 @@ import type { HaproxyModel } from './model.js';
 import type { AppliedConfig, Plan } from './plan.js';
 import { assumedState, reconcile } from './reconcile.js';
 import type { HaproxyRuntime } from './runtime.js';
-import { executeOps } from './runtime-ops.js';
+import { executeOps, type OpsOptions } from './runtime-ops.js';
 
 export type { ApplyFailureKind, ApplyMethod, ApplyResult } from '../../core/apply-result.js';
 
@@ -258,7 +258,7 @@ export class HaproxyApplier {
     return { ops: rec.ops.length, changes: [] };
   }
 
-  private opsOptions(model: HaproxyModel): Parameters<typeof executeOps>[2] {
+  private opsOptions(model: HaproxyModel): OpsOptions {
     return { checkInterMs: model.global.checkInterMs, removeGraceMs: this.opts.removeGraceMs ?? 60_000, pendingSince: this.pendingSince };
   }
 
