@@ -37,6 +37,10 @@ describe('shutDown: the order and the safety net (in-process, exit stubbed)', ()
     expect(lines.find((l) => l.msg === 'could not stop cleanly')).toMatchObject({ level: 40, step: 'b', err: { message: 'boom' } });
     expect(lines.filter((l) => l.msg === 'stopped').map((l) => l.step)).toEqual(['a', 'c']);
     expect(lines.find((l) => l.msg === 'stopped')?.ms).toBeGreaterThanOrEqual(0);
+    // The failed step held up nothing: the closing line comes after every step and names it.
+    const closing = lines.findIndex((l) => l.msg === 'shut down; not every part stopped cleanly');
+    expect(lines[closing]).toMatchObject({ level: 30, failed: ['b'] });
+    expect(closing).toBeGreaterThan(lines.map((l) => l.msg).lastIndexOf('stopped'));
     // This test process is held open by vitest: the linger ends it with the status set so far.
     await vi.waitFor(() => expect(exits.length).toBeGreaterThan(0), { timeout: 10_000 });
     expect(exits).toEqual([typeof process.exitCode === 'number' ? process.exitCode : 0]);
@@ -77,6 +81,8 @@ describe('shutDown: the order and the safety net (in-process, exit stubbed)', ()
     });
     expect(clean).toBe(true);
     expect(scoped).toEqual(['enter', 'step', 'leave']);
+    expect(lines.filter((l) => (l.msg as string).startsWith('shut down'))[0]).toEqual(expect.objectContaining({ level: 30, msg: 'shut down' }));
+    expect(lines.find((l) => l.msg === 'shut down')).not.toHaveProperty('failed');
     // The linger is capped at what is left of the grace period (200 ms, not 10 s), and the
     // safety net was cleared: one exit, with the command's status, never 1.
     await vi.waitFor(() => expect(exits.length).toBeGreaterThan(0), { timeout: 5_000 });

@@ -1,8 +1,8 @@
 /**
  * Burst coalescing for the apply loop. A lone change — one that follows the previous change
- * by at least `quietMs` — runs at once (on the next turn of the event loop, so the rest of
- * its watch batch joins it): waiting out a quiet period that nothing breaks would only add
- * latency. A change that follows another within `quietMs` is part of a burst: it runs once
+ * by at least `quietMs` — runs at once (setImmediate: right after the I/O callbacks of this
+ * turn, so the rest of its watch batch joins it, without the millisecond a 0 ms timer costs):
+ * waiting out a quiet period that nothing breaks would only add latency. A change that follows another within `quietMs` is part of a burst: it runs once
  * things have been quiet for `quietMs`, but never later than `maxWaitMs` after the burst's
  * first poke. Never two runs at once (pokes during a run schedule exactly one more).
  */
@@ -15,12 +15,12 @@ export interface CoalescerOptions {
 
 export class Coalescer {
   private timer: NodeJS.Timeout | undefined;
+  /** The lone change's run, due right after this turn's I/O. */
+  private immediate: NodeJS.Immediate | undefined;
   private burstStarted: number | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
-  /** A run is due on the next turn: later pokes ride along with it. */
-  private leading = false;
   /** When the previous poke came (ms): one within `quietMs` of it belongs to a burst. */
   private lastPoke = Number.NEGATIVE_INFINITY;
 
@@ -39,10 +39,9 @@ export class Coalescer {
       this.again = true;
       return;
     }
-    if (this.leading) return;
+    if (this.immediate) return;
     if (this.timer === undefined && sincePrevious >= this.opts.quietMs) {
-      this.leading = true;
-      this.timer = setTimeout(() => this.fire(), 0);
+      this.immediate = setImmediate(() => this.fire());
       return;
     }
     this.burstStarted ??= now;
@@ -54,8 +53,8 @@ export class Coalescer {
 
   private fire(): void {
     this.timer = undefined;
+    this.immediate = undefined;
     this.burstStarted = undefined;
-    this.leading = false;
     this.again = false;
     const run = this.task()
       .catch((err: unknown) => this.opts.onError(err))
@@ -73,12 +72,14 @@ export class Coalescer {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearImmediate(this.immediate);
     this.timer = undefined;
+    this.immediate = undefined;
     await this.running;
   }
 
   /** True when no run is in progress or scheduled. */
   get idle(): boolean {
-    return !this.running && !this.timer;
+    return !this.running && !this.timer && !this.immediate;
   }
 }

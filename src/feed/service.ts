@@ -51,6 +51,11 @@ export class FeedService {
   private written = 0n;
   /** Newest revision seen that carried nothing to post. */
   private quietRevision = 0n;
+  /**
+   * Newest revision counted in the metrics, across terms: a replica that regains the role
+   * resumes from the saved position and sees again what it saw before losing it.
+   */
+  private counted = 0n;
   private idleTimer: NodeJS.Timeout | undefined;
   private persisting: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -175,7 +180,11 @@ export class FeedService {
   private observe(changes: FeedChange[]): void {
     const m = this.o.metrics;
     if (!m) return;
+    const after = this.counted;
     for (const c of changes) {
+      const revision = BigInt(c.revision);
+      if (revision <= after) continue;
+      if (revision > this.counted) this.counted = revision;
       m.feedChanges.inc({ kind: c.kind });
       if (c.apply) {
         const labels = { method: c.apply.method, result: c.apply.ok ? 'ok' : 'error' };

@@ -7,6 +7,7 @@ import { DM, type Caller } from '../../core/caller.js';
 import type { Dispatcher } from '../../core/dispatch.js';
 import { SwitchyardError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { settledWithin } from '../../core/shutdown.js';
 import { AckBacklog, ackOrCarryOn } from './ack.js';
 import { boltLogger } from './bolt-logger.js';
 import { createSlackClient, slackClientOptions, type RetryOptions, type WebClient } from './client.js';
@@ -62,6 +63,12 @@ export interface SlackAppOptions {
    * client's reconnect delay (1×, 2×, … after consecutive failures). Default 5000 ms.
    */
   socketPingTimeoutMs?: number;
+  /**
+   * How long stop() waits for running commands to reply. Default 2000 ms: what is left of
+   * the 5 s shutdown promise must still resign the feed poster and revoke leases, which a
+   * reply stuck on Slack would otherwise hold up until the process is killed.
+   */
+  stopWaitMs?: number;
   now?: () => number;
 }
 
@@ -75,7 +82,10 @@ export interface SlackApp {
   connect(): Promise<void>;
   /** listen(), then one connection attempt that fails on error (tests, one-shot use). */
   start(): Promise<{ port: number }>;
-  /** Stops receiving, then waits for commands already running to deliver their replies. */
+  /**
+   * Stops receiving, then waits (up to `stopWaitMs`) for commands already running to deliver
+   * their replies; E_TIMEOUT names the requests it stopped waiting for.
+   */
   stop(): Promise<void>;
   /** Slack usable now (Web API answered; in Socket Mode, the socket is up). */
   readonly connected: boolean;
@@ -139,9 +149,10 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
   });
 
   const backlog = new AckBacklog();
-  const inflight = new Set<Promise<void>>();
-  const track = (p: Promise<void>): Promise<void> => {
-    inflight.add(p);
+  /** Work running (commands, button presses), with what stop() names if it gives up on it. */
+  const inflight = new Map<Promise<void>, string>();
+  const track = (p: Promise<void>, what = 'a button press or shortcut'): Promise<void> => {
+    inflight.set(p, what);
     void p.finally(() => inflight.delete(p));
     return p;
   };
@@ -236,7 +247,10 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
         source: 'slack',
       };
       const reply = new ProgressReply(respondSurface(respond), reqLog, SLASH_PROGRESS_POSTS);
-      await track(runCommand({ dispatcher: opts.dispatcher, text, caller, requestId, reply, log: reqLog, ...(confirm ? { confirm } : {}) }));
+      await track(
+        runCommand({ dispatcher: opts.dispatcher, text, caller, requestId, reply, log: reqLog, ...(confirm ? { confirm } : {}) }),
+        `request ${requestId}`,
+      );
     });
 
     // DMs with the bot and @mentions in channels share one path; messageCommand() drops bot
@@ -253,7 +267,10 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
       const caller: Caller = { userId: cmd.userId, channel: mention ? cmd.channel : DM, source: 'slack' };
       const threadTs = mention ? (cmd.threadTs ?? cmd.ts) : cmd.threadTs;
       const reply = new ProgressReply(chatSurface(client, cmd.channel, threadTs, reqLog), reqLog);
-      await track(runCommand({ dispatcher: opts.dispatcher, text: cmd.text, caller, requestId, reply, log: reqLog, ...(confirm ? { confirm } : {}) }));
+      await track(
+        runCommand({ dispatcher: opts.dispatcher, text: cmd.text, caller, requestId, reply, log: reqLog, ...(confirm ? { confirm } : {}) }),
+        `request ${requestId}`,
+      );
     };
     app.event('message', onMessage);
     app.event('app_mention', onMessage);
@@ -364,7 +381,15 @@ export function createSlackApp(opts: SlackAppOptions): SlackApp {
       if (current?.socket) await current.app.stop().catch((err: unknown) => log.warn({ err }, 'closing the Socket Mode connection failed'));
       if (server) await closeServer(server).catch((err: unknown) => log.warn({ err }, 'closing the HTTP listener failed'));
       server = undefined;
-      await Promise.allSettled([...inflight]);
+      const waitMs = opts.stopWaitMs ?? 2000;
+      const replied = await settledWithin(
+        Promise.allSettled([...inflight.keys()]).then(() => true),
+        waitMs,
+      );
+      if (!replied) {
+        const running = [...inflight.values()];
+        throw new SwitchyardError('E_TIMEOUT', `stopped waiting for ${running.length} running command(s) after ${waitMs} ms`, { details: running });
+      }
     },
   };
   return self;
