@@ -92,6 +92,12 @@ describe('weight and maint through the runtime API (real etcd + haproxy)', () =>
     );
     await waitFor('web-1 answers again', async () => (await whoAnswers(fx.url, 4)).has('web-1'), APPLIED_WITHIN_MS);
     expect(await fx.hap.workerPid()).toBe(worker);
-    expect(await readFile(fx.hap.config, 'utf8')).not.toMatch(/server web-1 \S+ .*\bdisabled\b/);
+    // The runtime commands go first and the file follows within the same apply: wait for it,
+    // as for the weight above (a stress run once read the file in between).
+    await waitFor(
+      'the rendered file to start web-1 enabled again',
+      async () => !/server web-1 \S+ .*\bdisabled\b/.test(await readFile(fx.hap.config, 'utf8')),
+      APPLIED_WITHIN_MS,
+    );
   });
 });
