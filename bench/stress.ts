@@ -143,7 +143,9 @@ async function main(): Promise<void> {
       console.error(`stress: run ${n}/${runs} ${o.green ? 'green' : 'RED'} in ${o.seconds} s${o.failures.length ? `: ${o.failures.join('; ')}` : ''}`);
     }
   } finally {
-    for (const b of burners) if (b.pid !== undefined && b.exitCode === null) process.kill(b.pid, 'SIGKILL');
+    // The burners are children too; after a signal they are already gone (killed by signal,
+    // exitCode stays null), which a kill of its own would meet as ESRCH and lose the report.
+    killChildren();
     await rm(dir, { recursive: true, force: true });
   }
   if (outcomes.length === 0) {
