@@ -147,12 +147,12 @@ function spawnDockerd(bin: string, state: Pick<DockerdState, 'dir' | 'args'>): n
   }
 }
 
-async function logTail(dir: string): Promise<string> {
+async function logTail(dir: string, lines = 15): Promise<string> {
   const text = await readFile(join(dir, 'dockerd.log'), 'utf8').catch(() => '');
   return text
     .split('\n')
     .filter((l) => l.trim())
-    .slice(-15)
+    .slice(-lines)
     .join('\n');
 }
 
@@ -500,7 +500,15 @@ export async function teardown(): Promise<void> {
   const runDir = sharedRunDir;
   if (!runDir) return;
   const stateFile = join(runDir, STATE_FILE);
-  if (existsSync(stateFile)) await stopDockerd(JSON.parse(await readFile(stateFile, 'utf8')) as DockerdState);
+  if (existsSync(stateFile)) {
+    const state = JSON.parse(await readFile(stateFile, 'utf8')) as DockerdState;
+    // An engine that died mid-run fails every Docker test after it with ECONNREFUSED; its
+    // log, the only record of why, goes with its directory below.
+    if (!isOurProcess(state.pid, state.dir)) {
+      process.stderr.write(`\nthe shared dockerd (pid ${state.pid}) exited before the end of the run; its last log lines:\n${await logTail(state.dir, 60)}\n`);
+    }
+    await stopDockerd(state);
+  }
   await rm(runDir, { recursive: true, force: true });
   forgetExitHook();
 }
