@@ -2,9 +2,10 @@
  * Burst coalescing for the apply loop. A lone change — one that follows the previous change
  * by at least `quietMs` — runs at once (setImmediate: right after the I/O callbacks of this
  * turn, so the rest of its watch batch joins it, without the millisecond a 0 ms timer costs):
- * waiting out a quiet period that nothing breaks would only add latency. A change that follows another within `quietMs` is part of a burst: it runs once
- * things have been quiet for `quietMs`, but never later than `maxWaitMs` after the burst's
- * first poke. Never two runs at once (pokes during a run schedule exactly one more).
+ * waiting out a quiet period that nothing breaks would only add latency. A change that
+ * follows another within `quietMs` is part of a burst: it runs once things have been quiet
+ * for `quietMs`, but never later than `maxWaitMs` after the burst's first poke. Never two
+ * runs at once (pokes during a run schedule exactly one more).
  */
 export interface CoalescerOptions {
   quietMs: number;
