@@ -32,6 +32,12 @@ describe('#ops feed position (real etcd, Slack stand-in)', () => {
   const writes: { revision: string; by: string }[] = [];
 
   const positionKey = () => `${ws.prefixes.switchyard}/feed/position`;
+  /**
+   * The watcher has seen a position write at or past `rev`. Waiting on the watcher rather than
+   * a read matters: the checks look at `writes`, and under load the watch event can trail a
+   * read that already shows the new value.
+   */
+  const savedPast = (rev: bigint) => writes.some((w) => BigInt(w.revision) >= rev);
   const position = async () => BigInt(((await ws.etcd.get(positionKey()).json()) as { revision?: string } | null)?.revision ?? 0);
   const register = async (name: string): Promise<bigint> => {
     expect((await writer.router.dispatch({ text: `register web ${name} 10.0.0.1:80`, caller })).ok).toBe(true);
@@ -65,7 +71,7 @@ describe('#ops feed position (real etcd, Slack stand-in)', () => {
     replicas.push(a);
     await until('A to become the poster', () => a.poster!.watching, WITHIN_MS);
     const first = await register('ok-1');
-    await until('the first change posted and its position saved', async () => (await position()) >= first, WITHIN_MS);
+    await until('the first change posted and its position saved', () => savedPast(first), WITHIN_MS);
 
     standIn.on('chat.postMessage', () => ({ status: 503, body: { ok: false, error: 'service_unavailable' } }));
     const failing = await register('r-1');
@@ -75,7 +81,7 @@ describe('#ops feed position (real etcd, Slack stand-in)', () => {
     expect(writes.every((w) => BigInt(w.revision) < failing)).toBe(true);
 
     standIn.on('chat.postMessage', accepted);
-    await until('the position to pass r-1 once Slack took it', async () => (await position()) >= failing, WITHIN_MS);
+    await until('the position to pass r-1 once Slack took it', () => savedPast(failing), WITHIN_MS);
     // Posted again (nothing dropped), and the position written by the poster after that post.
     expect(postsOf('r-1').length).toBeGreaterThanOrEqual(3);
     expect(writes.find((w) => BigInt(w.revision) >= failing)?.by).toBe('xoxb-a');
@@ -90,7 +96,7 @@ describe('#ops feed position (real etcd, Slack stand-in)', () => {
     const b = await startReplica({ configPath: ws.configPath, standIn, token: 'xoxb-b', ttlSec: TTL_SEC });
     replicas.push(b);
     const first = await register('ok-1');
-    await until('A to post the first change and save its position', async () => (await position()) >= first, WITHIN_MS);
+    await until('A to post the first change and save its position', () => savedPast(first), WITHIN_MS);
 
     // Slack holds A's next post until the test lets it go.
     let release!: () => void;
@@ -106,7 +112,7 @@ describe('#ops feed position (real etcd, Slack stand-in)', () => {
       proxy.block();
       const cutAt = writes.length;
       await until('B to take over', () => b.poster!.watching, WITHIN_MS);
-      await until('B to post r-1 and save the position', async () => (await position()) >= change, WITHIN_MS);
+      await until('B to post r-1 and save the position', () => savedPast(change), WITHIN_MS);
 
       // A's connection comes back and Slack accepts its post: it finds it no longer posts.
       proxy.unblock();
@@ -115,7 +121,7 @@ describe('#ops feed position (real etcd, Slack stand-in)', () => {
       await a.sink.idle();
       // A later change, posted and saved by B, is the positive sign that A had its chance to write.
       const later = await register('r-2');
-      await until('B to save the position past r-2', async () => (await position()) >= later, WITHIN_MS);
+      await until('B to save the position past r-2', () => savedPast(later), WITHIN_MS);
       expect(writes.slice(cutAt).map((w) => w.by)).not.toContain('xoxb-a');
       expect(writes.slice(cutAt).length).toBeGreaterThan(0);
       expect(postsOf('r-2').map((p) => p.token)).toEqual(['xoxb-b']);

@@ -374,7 +374,7 @@ describe('reports', () => {
 });
 
 describe('coalescer', () => {
-  it('runs a lone change at once, coalesces changes that follow each other within the quiet period, bounded by the max wait, never two runs at once', async () => {
+  it('runs a change at once when nothing is running, one change that waited for a run as soon as it ends, a burst once quiet (bounded by the max wait), never two runs at once', async () => {
     vi.useFakeTimers();
     try {
       const runs: number[] = [];
@@ -386,42 +386,65 @@ describe('coalescer', () => {
         },
         { quietMs: 5, maxWaitMs: 20, onError: () => {} },
       );
+      const since = (t: number) => runs.map((r) => r - t);
       const t0 = Date.now();
       // A lone change: no quiet period to wait out. Pokes in the same turn ride along.
       c.poke();
       c.poke();
       await vi.advanceTimersByTimeAsync(0);
-      expect(runs.map((t) => t - t0)).toEqual([0]);
-      // Pokes while running → exactly one more run, once it finishes: those changes have
-      // waited for the run already, and nothing followed them within the quiet period.
+      expect(since(t0)).toEqual([0]);
+      // One change arriving 2 ms before the run ends: it runs the moment the run ends, not
+      // a quiet period later (it has waited for the run already, and nothing followed it).
+      await vi.advanceTimersByTimeAsync(48);
       c.poke();
-      c.poke();
-      await vi.advanceTimersByTimeAsync(50);
+      await vi.advanceTimersByTimeAsync(2);
       expect(runs).toHaveLength(1);
       release();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(since(t0)).toEqual([0, 50]);
+      // A change 2 ms after the previous change's run finished: nothing is pending, so at once.
+      release();
+      await vi.advanceTimersByTimeAsync(2);
+      c.poke();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(since(t0)).toEqual([0, 50, 52]);
+      // Three changes during a run: a burst. After the run it waits until 5 ms after the last.
       const t1 = Date.now();
-      await vi.advanceTimersByTimeAsync(0);
-      expect(runs.map((t) => t - t1)).toEqual([-50, 0]);
+      c.poke();
+      await vi.advanceTimersByTimeAsync(1);
+      c.poke();
+      await vi.advanceTimersByTimeAsync(1);
+      c.poke();
+      await vi.advanceTimersByTimeAsync(1);
       release();
-      // A steady stream every 3 ms: the quiet period never comes, max wait fires.
-      await vi.advanceTimersByTimeAsync(0);
+      await vi.advanceTimersByTimeAsync(3);
+      expect(since(t1).slice(3)).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(since(t1).slice(3)).toEqual([7]);
+      // A burst that never goes quiet (a change every 3 ms): the max wait, counted from the
+      // burst's first change, fires.
       const t2 = Date.now();
-      for (let i = 0; i < 10; i++) {
+      c.poke();
+      await vi.advanceTimersByTimeAsync(3);
+      c.poke();
+      await vi.advanceTimersByTimeAsync(1);
+      release();
+      for (let i = 0; i < 8; i++) {
+        await vi.advanceTimersByTimeAsync(2);
         c.poke();
-        await vi.advanceTimersByTimeAsync(3);
+        await vi.advanceTimersByTimeAsync(1);
       }
-      expect(runs.map((t) => t - t2).slice(2)).toEqual([20]);
-      // The stream's pokes after the max-wait run began → one more run once it ends.
+      expect(since(t2).slice(4)).toEqual([20]);
+      // The stream's changes during that run → a burst again once it ends; a lone one after.
       release();
-      await vi.advanceTimersByTimeAsync(10);
-      expect(runs.map((t) => t - t2).slice(2)).toEqual([20, 35]);
+      await vi.advanceTimersByTimeAsync(50);
+      expect(since(t2).slice(4)).toEqual([20, 32]);
       release();
-      // Quiet for longer than quietMs since the last run: the next lone change runs at once again.
       await vi.advanceTimersByTimeAsync(100);
       const t3 = Date.now();
       c.poke();
       await vi.advanceTimersByTimeAsync(0);
-      expect(runs.map((t) => t - t3).slice(4)).toEqual([0]);
+      expect(since(t3).slice(6)).toEqual([0]);
       release();
       await c.stop();
       expect(c.idle).toBe(true);

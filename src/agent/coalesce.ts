@@ -1,11 +1,15 @@
 /**
- * Burst coalescing for the apply loop. A lone change — one that follows the previous change
- * by at least `quietMs` — runs at once (setImmediate: right after the I/O callbacks of this
- * turn, so the rest of its watch batch joins it, without the millisecond a 0 ms timer costs):
- * waiting out a quiet period that nothing breaks would only add latency. A change that
- * follows another within `quietMs` is part of a burst: it runs once things have been quiet
- * for `quietMs`, but never later than `maxWaitMs` after the burst's first poke. Never two
- * runs at once (pokes during a run schedule exactly one more).
+ * Burst coalescing for the apply loop. A change that arrives while nothing is being applied
+ * runs at once (setImmediate: right after the I/O callbacks of this turn, so the rest of its
+ * watch batch joins it, without the millisecond a 0 ms timer costs): waiting out a quiet
+ * period would only add latency, and there is nothing to coalesce it with.
+ *
+ * Changes that arrive during a run wait for it (never two runs at once). One such change is
+ * still a lone change that happened to overlap a run: it runs as soon as the run ends. Two
+ * or more are a burst: they run once things have been quiet for `quietMs`, but never later
+ * than `maxWaitMs` after the first of them. Whether changes follow each other closely is
+ * judged against runs, not against the previous change: a change 3 ms after the previous
+ * one, whose apply has already finished, has nothing left to join.
  */
 export interface CoalescerOptions {
   quietMs: number;
@@ -18,11 +22,12 @@ export class Coalescer {
   private timer: NodeJS.Timeout | undefined;
   /** The lone change's run, due right after this turn's I/O. */
   private immediate: NodeJS.Immediate | undefined;
-  private burstStarted: number | undefined;
   private running: Promise<void> | undefined;
-  private again = false;
   private stopped = false;
-  /** When the previous poke came (ms): one within `quietMs` of it belongs to a burst. */
+  /** Changes that arrived during the run in progress (0 = nothing to do after it). */
+  private during = 0;
+  /** When the burst now waiting began (its first change) and when its last change came (ms). */
+  private burstStarted: number | undefined;
   private lastPoke = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -34,37 +39,45 @@ export class Coalescer {
   poke(): void {
     if (this.stopped) return;
     const now = Date.now();
-    const sincePrevious = now - this.lastPoke;
     this.lastPoke = now;
     if (this.running) {
-      this.again = true;
+      if (this.during++ === 0) this.burstStarted = now;
       return;
     }
     if (this.immediate) return;
-    if (this.timer === undefined && sincePrevious >= this.opts.quietMs) {
-      this.immediate = setImmediate(() => this.fire());
+    if (this.timer !== undefined) {
+      this.waitForQuiet(now);
       return;
     }
+    this.immediate = setImmediate(() => this.fire());
+  }
+
+  /** (Re)arm the burst timer: `quietMs` after the last change, at most `maxWaitMs` after the first. */
+  private waitForQuiet(now: number): void {
     this.burstStarted ??= now;
+    const quietAt = this.lastPoke + this.opts.quietMs;
     const deadline = this.burstStarted + this.opts.maxWaitMs;
-    const delay = Math.max(0, Math.min(this.opts.quietMs, deadline - now));
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fire(), delay);
+    this.timer = setTimeout(() => this.fire(), Math.max(0, Math.min(quietAt, deadline) - now));
   }
 
   private fire(): void {
     this.timer = undefined;
     this.immediate = undefined;
     this.burstStarted = undefined;
-    this.again = false;
     const run = this.task()
       .catch((err: unknown) => this.opts.onError(err))
       .finally(() => {
         this.running = undefined;
-        if (this.again && !this.stopped) {
-          this.again = false;
-          this.poke();
+        const during = this.during;
+        this.during = 0;
+        if (during === 0 || this.stopped) {
+          this.burstStarted = undefined;
+          return;
         }
+        // One change waited for the run: it has waited enough. More: a burst is under way.
+        if (during === 1) this.immediate = setImmediate(() => this.fire());
+        else this.waitForQuiet(Date.now());
       });
     this.running = run;
   }
