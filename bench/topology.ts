@@ -18,12 +18,14 @@ import { createDockerEngine, dockerodeOptions } from '../src/adapters/docker/ind
 import { SwarmEngine } from '../src/adapters/docker/swarm.js';
 import { createEtcdRegistry } from '../src/adapters/etcd/registry.js';
 import { configSchema } from '../src/config/schema.js';
+import { isSwitchyardError } from '../src/core/errors.js';
 import type { OrchestratorDeps } from '../src/orchestrator/deps.js';
 import { EtcdServiceLocks } from '../src/orchestrator/lock.js';
 import { orchestratorSettings } from '../src/orchestrator/settings.js';
 import { swarmBackendOf } from '../src/orchestrator/swarm/backend.js';
 import { scaleSwarmService } from '../src/orchestrator/swarm/scale.js';
 import { SwarmWatcher } from '../src/orchestrator/swarm/watcher.js';
+import { clusterLeader } from '../test/helpers/etcd-server.js';
 import { startHttpBackend } from '../test/helpers/haproxy.js';
 import { routedServers, startTopology, SWARM_CMD, type LbHost, type Topology } from '../test/helpers/topology.js';
 import { fmt, summarize, writeSection } from './lib.js';
@@ -117,11 +119,23 @@ async function main() {
     const healthy = summarize(healthyRun.both);
     const healthyWrites = summarize(healthyRun.writes);
     const reloadsHealthy = (await workers()).filter((pid, i) => pid !== before[i]).length;
-    const victim = t.cluster.members[0]!;
+    // The leader, as topology.test kills it: the survivors must elect a new one (etcd's election
+    // timeout, 1 s by default) before any write commits.
+    const victim = await clusterLeader(t.cluster);
     await victim.kill();
-    // The first writes after a member dies pay for the client noticing; measured separately from the steady state.
+    // Measured on its own, retried as an operator would retry; the attempts that ran out of
+    // etcd.commandTimeout (3 s) first are counted, not hidden.
     const t0 = performance.now();
-    await register('first-after-kill', backend.address);
+    let timedOut = 0;
+    for (;;) {
+      try {
+        await register('first-after-kill', backend.address);
+        break;
+      } catch (err) {
+        if (!isSwitchyardError(err, 'E_UNAVAILABLE') || performance.now() - t0 > 60_000) throw err;
+        timedOut++;
+      }
+    }
     const firstAfterKill = performance.now() - t0;
     const degraded = summarize((await writeToRouted(t, register, 'd', backend.address)).both);
     const reloadsDegraded = (await workers()).filter((pid, i) => pid !== before[i]).length;
@@ -130,7 +144,9 @@ async function main() {
     console.log(
       `write → both routed p50 ${fmt(healthy.p50)} p99 ${fmt(healthy.p99)} ms, reloads ${reloadsHealthy}; the write alone p50 ${fmt(healthyWrites.p50)} p99 ${fmt(healthyWrites.p99)} ms`,
     );
-    console.log(`one member down: p50 ${fmt(degraded.p50)} p99 ${fmt(degraded.p99)} ms, reloads ${reloadsDegraded}; first write ${fmt(firstAfterKill, 0)} ms`);
+    console.log(
+      `one member down: p50 ${fmt(degraded.p50)} p99 ${fmt(degraded.p99)} ms, reloads ${reloadsDegraded}; first write ${fmt(firstAfterKill, 0)} ms (${timedOut} attempts timed out)`,
+    );
 
     // 2. Swarm scale, routed on both HAProxies, vs docker service scale.
     const settings = { ...orchestratorSettings(config), drainGraceMs: 100 };
@@ -260,7 +276,12 @@ async function main() {
           pass: degraded.p99 <= 50,
         },
         { metric: 'one etcd member down: HAProxy reloads', value: String(reloadsDegraded), target: '0', pass: reloadsDegraded === 0 },
-        { metric: 'first registration right after the member was killed', value: `${fmt(firstAfterKill, 0)} ms`, target: '—', pass: undefined },
+        {
+          metric: 'first registration right after the leader was killed, retried until it succeeds',
+          value: `${fmt(firstAfterKill, 0)} ms${timedOut > 0 ? ` (${timedOut} attempt${timedOut === 1 ? '' : 's'} ran out of the 3 s command timeout first)` : ''}`,
+          target: '—',
+          pass: undefined,
+        },
         {
           metric: `swarm scale 0→${N} until every task is routed on both HAProxies, slower of ${ROUNDS}`,
           value: `${fmt(up, 0)} ms`,
@@ -292,7 +313,7 @@ async function main() {
       [
         '`npm run bench -- topology` (bench/topology.ts): the stack of test/topology.test.ts without the serve replicas — 3-member etcd, two HAProxy processes each with its own `switchyard agent` process (lb-1, lb-2), a private dockerd as a single-node Swarm, all on loopback of one machine.',
         '"Routed" is read from each HAProxy\'s runtime API (`show servers state`): the server is there at the registered address and neither drained nor in maintenance; polled every ~1 ms on both hosts. Writes go through the registry adapter (one transaction: address, state, attribution), one at a time.',
-        `One member down: member m0 SIGKILLed, ${CHANGES} more changes, then restarted. Scale rounds (ms): up ${upMs.map((x) => fmt(x, 0)).join(', ')} vs ${bareUpMs.map((x) => fmt(x, 0)).join(', ')}; down ${downMs.map((x) => fmt(x, 0)).join(', ')} vs ${bareDownMs.map((x) => fmt(x, 0)).join(', ')}. Drain grace 100 ms (no HAProxy local to the scaler).`,
+        `One member down: the leader SIGKILLed, ${CHANGES} more changes, then restarted. Scale rounds (ms): up ${upMs.map((x) => fmt(x, 0)).join(', ')} vs ${bareUpMs.map((x) => fmt(x, 0)).join(', ')}; down ${downMs.map((x) => fmt(x, 0)).join(', ')} vs ${bareDownMs.map((x) => fmt(x, 0)).join(', ')}. Drain grace 100 ms (no HAProxy local to the scaler).`,
         `Task death: the Swarm task watcher runs in the bench process as \`serve\` runs it (500 ms poll + engine events). 1-min load average ${fmt(loadBefore, 2)} before, ${fmt(loadavg()[0]!, 2)} after (${cpus().length} cores, shared with other work).`,
       ],
     );

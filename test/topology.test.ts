@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerodeOptions } from '../src/adapters/docker/host.js';
 import { SwarmEngine } from '../src/adapters/docker/swarm.js';
 import { adminModeOf } from '../src/adapters/haproxy/runtime-parse.js';
-import { etcdctl } from './helpers/etcd.js';
+import { clusterLeader } from './helpers/etcd.js';
 import { changeLines } from './helpers/feed.js';
 import { httpGet, startHttpBackend, waitFor, type HttpBackend } from './helpers/haproxy.js';
 import { routedServers, startTopology, type LbHost, type Topology } from './helpers/topology.js';
@@ -199,13 +199,7 @@ describe('many hosts, one registry (3-member etcd, two HAProxy hosts, two serve 
   });
 
   it('one etcd member (the leader) killed during a stream of slash commands: no command fails, every change routed on both', async () => {
-    // The leader, found from each member's own status: the harshest member to lose.
-    const statuses = JSON.parse(await etcdctl(t.cluster.endpoints.join(','), 'endpoint', 'status', '--write-out=json')) as {
-      Endpoint: string;
-      Status: { header: { member_id: number | string }; leader: number | string };
-    }[];
-    const leader = statuses.find((s) => String(s.Status.header.member_id) === String(s.Status.leader))!.Endpoint;
-    const victim = t.cluster.members.find((m) => m.endpoint === leader)!;
+    const victim = await clusterLeader(t.cluster);
     const names = Array.from({ length: 16 }, (_, i) => `stream-${i + 1}`);
     try {
       for (const [i, name] of names.entries()) {

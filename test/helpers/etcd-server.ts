@@ -271,6 +271,18 @@ export async function etcdctl(endpoint: string, ...args: string[]): Promise<stri
   return stdout;
 }
 
+/** The member leading `cluster` now, from each member's own status: the harshest one to lose. */
+export async function clusterLeader(cluster: EtcdCluster): Promise<EtcdProcess> {
+  const statuses = JSON.parse(await etcdctl(cluster.endpoints.join(','), 'endpoint', 'status', '--write-out=json')) as {
+    Endpoint: string;
+    Status: { header: { member_id: number | string }; leader: number | string };
+  }[];
+  const leader = statuses.find((s) => String(s.Status.header.member_id) === String(s.Status.leader))?.Endpoint;
+  const member = cluster.members.find((m) => m.endpoint === leader);
+  if (!member) throw new Error(`no member of ${cluster.endpoints.join(', ')} says it leads: ${JSON.stringify(statuses)}`);
+  return member;
+}
+
 /**
  * A TCP proxy in front of an etcd endpoint, so a test can cut one client off ("partition")
  * while other clients keep writing — etcd itself cannot be both down for the watcher and

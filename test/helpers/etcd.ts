@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { inject } from 'vitest';
 
-export { ETCD_NOT_FOUND, etcdctl, findOnPath, startEtcd, startEtcdCluster, startProxy } from './etcd-server.js';
+export { clusterLeader, ETCD_NOT_FOUND, etcdctl, findOnPath, startEtcd, startEtcdCluster, startProxy } from './etcd-server.js';
 export type { EtcdCluster, EtcdProcess, EtcdProxy, EtcdTls } from './etcd-server.js';
 
 declare module 'vitest' {
