@@ -51,6 +51,8 @@ describe('host:port edges', () => {
   it('a DNS name may start with digits; only all digits and dots is read as IPv4', () => {
     expect(parseHostPort('1a.example:80')).toEqual({ host: '1a.example', port: 80 });
     expect(parseHostPort('10.0.0.1x:80')).toEqual({ host: '10.0.0.1x', port: 80 });
+    // Ends in digits and dots, but does not consist of them.
+    expect(parseHostPort('web-1.2:80')).toEqual({ host: 'web-1.2', port: 80 });
   });
 
   it('a port must be digits to its end', () => {
