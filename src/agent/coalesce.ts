@@ -71,10 +71,7 @@ export class Coalescer {
         this.running = undefined;
         const during = this.during;
         this.during = 0;
-        if (during === 0 || this.stopped) {
-          this.burstStarted = undefined;
-          return;
-        }
+        if (during === 0 || this.stopped) return;
         // One change waited for the run: it has waited enough. More: a burst is under way.
         if (during === 1) this.immediate = setImmediate(() => this.fire());
         else this.waitForQuiet(Date.now());
